@@ -1,0 +1,79 @@
+#pragma once
+// The workflow engine: (case state, event or timer, now) -> (new case state, effects). Pure: no
+// I/O, no clock reads, no globals, no logging (DESIGN, "Engine is pure"). The daemon, the
+// simulator and the tests all drive this one implementation.
+
+#include <cstdint>
+#include <vector>
+
+#include "daemon/base/status.h"
+#include "daemon/calendar/calendar.h"
+#include "daemon/engine/workflow.h"
+#include "proto/tandem/v1/case.pb.h"
+#include "proto/tandem/v1/event.pb.h"
+
+namespace tandem::engine {
+
+// What applying one event or firing one timer produced.
+struct Outcome {
+  // The case after the change.
+  v1::CaseState state;
+  // The timeline of the change, in the order it happened.
+  std::vector<v1::Effect> effects;
+  // Pending timers the change added, and those it removed without firing them (a timer that
+  // fired is in neither). The daemon mirrors these in its timer index.
+  std::vector<v1::Timer> timers_set;
+  std::vector<v1::Timer> timers_cancelled;
+};
+
+// Limits of the envelope (shared/domain/events.md).
+inline constexpr std::size_t kMaxIdBytes = 128;
+
+// Runs workflows against cases. Immutable; keeps references to the workflow set and the
+// calendar, which must outlive it. Safe to use from several threads at once.
+class Engine {
+ public:
+  Engine(const WorkflowSet& workflows, const calendar::WorkingDayCalendar& calendar)
+      : workflows_(workflows), calendar_(calendar) {}
+
+  // Applies `event` to `current` (nullptr when no case with the event's case_id exists) at the
+  // instant `now`, returning the new state and its effects.
+  // Errors are rejections; the case is then unchanged:
+  //   kInvalidArgument   a malformed envelope; an unknown event type; an unknown, ill-typed or
+  //                      missing required fact (the message names the fact, never its value);
+  //                      a partnership that is not the case's
+  //   kNotFound          no such case and the event type does not start one
+  //   kAlreadyExists     a starting event for a case that exists
+  //   kFailedPrecondition the event is not accepted in the case's state, the case is closed, or
+  //                      no edition of the workflow was in force on the trigger date
+  //   kOutOfRange        a deadline it would set lies beyond the calendar's data
+  // Does not keep references to its arguments.
+  Result<Outcome> Apply(const v1::CaseState* current, const v1::Event& event,
+                        calendar::Instant now) const;
+
+  // Fires the pending timer `timer_id` of `current` at `now` (at or after the timer's due
+  // instant; a timer fired after it is marked late).
+  // Returns kNotFound if the case has no such pending timer, kFailedPrecondition if the case's
+  // workflow version is not loaded.
+  Result<Outcome> Fire(const v1::CaseState& current, uint64_t timer_id,
+                       calendar::Instant now) const;
+
+  const WorkflowSet& workflows() const { return workflows_; }
+  const calendar::WorkingDayCalendar& calendar() const { return calendar_; }
+
+ private:
+  const WorkflowSet& workflows_;
+  const calendar::WorkingDayCalendar& calendar_;
+};
+
+// Returns the `rejected` effect recording that `event` was refused with `status` at `now`.
+v1::Effect RejectionEffect(const v1::Event& event, const Status& status, calendar::Instant now);
+
+// Returns every pending timer of `state`.
+std::vector<v1::Timer> PendingTimers(const v1::CaseState& state);
+
+// Conversions between protobuf timestamps and calendar instants (whole seconds).
+calendar::Instant ToInstant(const google::protobuf::Timestamp& ts);
+google::protobuf::Timestamp ToTimestamp(calendar::Instant instant);
+
+}  // namespace tandem::engine

@@ -1,0 +1,57 @@
+#include "daemon/engine/simulator.h"
+
+namespace tandem::engine {
+
+void Simulator::Commit(Outcome outcome, std::vector<v1::Effect>* effects) {
+  const std::string& id = outcome.state.case_id();
+  for (const auto& t : outcome.timers_cancelled) timers_.erase({ToInstant(t.due_at()), id, t.id()});
+  for (const auto& t : outcome.timers_set) timers_.insert({ToInstant(t.due_at()), id, t.id()});
+  for (auto& e : outcome.effects) effects->push_back(std::move(e));
+  cases_[id] = std::move(outcome.state);
+}
+
+void Simulator::FireNext(std::vector<v1::Effect>* effects) {
+  const auto [due, case_id, timer_id] = *timers_.begin();
+  timers_.erase(timers_.begin());
+  if (clock_ < due) clock_ = due;
+  auto it = cases_.find(case_id);
+  // Every indexed timer belongs to a case this simulator holds: Commit adds both together.
+  TANDEM_CHECK(it != cases_.end());
+  auto outcome = engine_.Fire(it->second, timer_id, clock_);
+  // The index mirrors the cases' pending timers exactly, so firing one cannot fail.
+  TANDEM_CHECK(outcome.ok());
+  Commit(std::move(outcome).value(), effects);
+}
+
+std::vector<v1::Effect> Simulator::Publish(const v1::Event& event) {
+  const calendar::Instant at = ToInstant(event.occurred_at());
+  std::vector<v1::Effect> effects = AdvanceTo(at);
+  auto it = cases_.find(event.case_id());
+  auto outcome = engine_.Apply(it == cases_.end() ? nullptr : &it->second, event, clock_);
+  if (!outcome.ok()) {
+    effects.push_back(RejectionEffect(event, outcome.status(), clock_));
+    return effects;
+  }
+  Commit(std::move(outcome).value(), &effects);
+  return effects;
+}
+
+std::vector<v1::Effect> Simulator::AdvanceTo(calendar::Instant until) {
+  std::vector<v1::Effect> effects;
+  while (!timers_.empty() && std::get<0>(*timers_.begin()) <= until) FireNext(&effects);
+  if (clock_ < until) clock_ = until;
+  return effects;
+}
+
+std::vector<v1::Effect> Simulator::RunOut(std::size_t max_timers, bool* exhausted) {
+  std::vector<v1::Effect> effects;
+  std::size_t fired = 0;
+  while (!timers_.empty() && fired < max_timers) {
+    FireNext(&effects);
+    ++fired;
+  }
+  *exhausted = !timers_.empty();
+  return effects;
+}
+
+}  // namespace tandem::engine

@@ -1,0 +1,50 @@
+#pragma once
+// A virtual-clock driver for the engine: cases in memory, timers in due order, time moving only
+// when told. `tandemctl simulate` and the benchmarks run event files through it; partnerships
+// use it to check their configuration. Pure like the engine: it reads no clock and no file.
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "daemon/engine/engine.h"
+
+namespace tandem::engine {
+
+// Lives on one thread; keeps a reference to `engine`, which must outlive it.
+class Simulator {
+ public:
+  explicit Simulator(const Engine& engine) : engine_(engine) {}
+
+  // Fires every timer due at or before the event's occurred_at, then applies the event at that
+  // instant (or at the clock, if the clock is already later). A rejected event becomes a
+  // `rejected` effect and changes nothing. Returns the effects in order.
+  std::vector<v1::Effect> Publish(const v1::Event& event);
+
+  // Fires, in due order, every timer due at or before `until`, and moves the clock there.
+  // Timers due at one instant fire in (case id, timer id) order.
+  std::vector<v1::Effect> AdvanceTo(calendar::Instant until);
+
+  // Fires timers in due order until none is left or `max_timers` have fired. Sets `*exhausted`
+  // when it stopped for the limit.
+  std::vector<v1::Effect> RunOut(std::size_t max_timers, bool* exhausted);
+
+  calendar::Instant clock() const { return clock_; }
+  const std::map<std::string, v1::CaseState>& cases() const { return cases_; }
+  std::size_t pending_timers() const { return timers_.size(); }
+
+ private:
+  void Commit(Outcome outcome, std::vector<v1::Effect>* effects);
+  void FireNext(std::vector<v1::Effect>* effects);
+
+  const Engine& engine_;
+  calendar::Instant clock_{};
+  std::map<std::string, v1::CaseState> cases_;
+  // (due, case id, timer id): the earliest is begin().
+  std::set<std::tuple<calendar::Instant, std::string, uint64_t>> timers_;
+};
+
+}  // namespace tandem::engine

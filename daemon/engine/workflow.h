@@ -1,0 +1,114 @@
+#pragma once
+// A statutory workflow loaded from its YAML file and checked: every state, event type, fact,
+// deadline, role and template placeholder it names exists. A WorkflowSet is what the engine
+// runs: every loaded workflow (and edition), found by starting event type or by name.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/base/status.h"
+#include "daemon/calendar/calendar.h"
+#include "proto/tandem/v1/event.pb.h"
+#include "proto/tandem/v1/workflow.pb.h"
+
+namespace tandem::engine {
+
+namespace internal {
+class LineMap;
+}  // namespace internal
+
+// Event types every workflow accepts (shared/domain/events.md, "Every workflow").
+inline constexpr std::string_view kFactsCorrected = "case.facts_corrected";
+inline constexpr std::string_view kWithdrawn = "case.withdrawn";
+// The final state a withdrawn case enters; no workflow may declare a state of this name.
+inline constexpr std::string_view kWithdrawnState = "withdrawn";
+
+// The roles notifications may go to (shared/domain/events.md, "Roles").
+bool IsKnownRole(std::string_view role);
+
+// One loaded workflow. Immutable after construction; safe to share between threads.
+class Workflow {
+ public:
+  // Parses `yaml` (the text of the file named `origin`) and checks it.
+  // Returns kInvalidArgument whose message starts "<origin>:<line>: field '<name>'" for any
+  // schema error or unresolved reference. Does not keep references to its arguments.
+  static Result<std::shared_ptr<const Workflow>> FromYaml(std::string_view yaml,
+                                                          std::string_view origin);
+
+  const v1::WorkflowDefinition& definition() const { return def_; }
+  const std::string& name() const { return def_.name(); }
+  uint32_t version() const { return def_.version(); }
+  const std::string& origin() const { return origin_; }
+  calendar::CivilDay effective_from() const { return effective_from_; }
+  // "WT2023 (in force from 2023-12-15)".
+  const std::string& edition_label() const { return edition_label_; }
+  calendar::LeapDayBirthday leap_day_birthday() const { return leap_; }
+
+  // The event type's definition, including the two built-in types; nullptr if unknown here.
+  const v1::EventTypeDefinition* FindEvent(std::string_view type) const;
+  const v1::StateDefinition* FindState(std::string_view name) const;
+  const v1::DeadlineDefinition* FindDeadline(std::string_view name) const;
+  // Transitions on `event_type`, in file order.
+  const std::vector<const v1::TransitionDefinition*>& TransitionsOn(
+      std::string_view event_type) const;
+  // The starting event types.
+  const std::vector<std::string>& starting_events() const { return starting_events_; }
+  // The parameter's value: the workflow's default.
+  std::string_view Parameter(std::string_view name) const;
+
+ private:
+  Workflow() = default;
+  Status Check(const internal::LineMap& lines);
+  void Index();
+
+  v1::WorkflowDefinition def_;
+  std::string origin_;
+  calendar::CivilDay effective_from_{};
+  std::string edition_label_;
+  calendar::LeapDayBirthday leap_ = calendar::LeapDayBirthday::kMarch1;
+  std::map<std::string, const v1::EventTypeDefinition*, std::less<>> events_;
+  std::map<std::string, const v1::StateDefinition*, std::less<>> states_;
+  std::map<std::string, const v1::DeadlineDefinition*, std::less<>> deadlines_;
+  std::map<std::string, std::vector<const v1::TransitionDefinition*>, std::less<>> transitions_;
+  std::map<std::string, std::string, std::less<>> parameters_;
+  std::vector<std::string> starting_events_;
+  v1::EventTypeDefinition facts_corrected_;
+  v1::EventTypeDefinition withdrawn_;
+  v1::StateDefinition withdrawn_state_;
+};
+
+// Every workflow the engine knows. Immutable once built; safe to share between threads.
+class WorkflowSet {
+ public:
+  // Adds `workflow`. Several editions of one workflow may be added (same name, different
+  // version and effective_from); their starting events must be the same.
+  // Returns kAlreadyExists if the same name and version is already present, or if another
+  // workflow already starts cases on one of its starting events or uses one of its event types.
+  Status Add(std::shared_ptr<const Workflow> workflow);
+
+  // Returns the workflow (edition) that governs a new case started by `event`: the edition in
+  // force on the event's trigger date (its edition's trigger fact, else the London day it
+  // occurred). Returns kNotFound if no workflow starts cases on the event's type, and
+  // kFailedPrecondition if no edition was yet in force on the trigger date.
+  Result<const Workflow*> ForNewCase(const v1::Event& event) const;
+
+  // Returns the workflow a case started with, or nullptr.
+  const Workflow* Find(std::string_view name, uint32_t version) const;
+
+  // Returns whether any workflow declares `event_type` (built-in types included).
+  bool KnowsEventType(std::string_view event_type) const;
+
+  const std::vector<std::shared_ptr<const Workflow>>& workflows() const { return all_; }
+
+ private:
+  std::vector<std::shared_ptr<const Workflow>> all_;
+  // Starting event type -> editions, sorted by effective_from.
+  std::map<std::string, std::vector<const Workflow*>, std::less<>> by_start_;
+  // Event type -> workflow name (types belong to one workflow).
+  std::map<std::string, std::string, std::less<>> owner_;
+};
+
+}  // namespace tandem::engine
