@@ -347,6 +347,7 @@ class Change {
   }
 
   void CancelDeadline(v1::DeadlineInstance* d, const std::string& reason) {
+    for (auto& t : *d->mutable_timers()) cancelled_.push_back(std::move(t));
     d->clear_timers();
     if (d->status() == v1::DEADLINE_STATUS_OPEN) d->set_status(v1::DEADLINE_STATUS_CANCELLED);
     auto* c = Emit()->mutable_cancelled();
@@ -377,7 +378,7 @@ class Change {
     d->set_due_on(FormatCivilDay(c.due));
     TANDEM_ASSIGN_OR_RETURN(const Instant due_at, calendar::EndOfLondonDay(c.due));
     *d->mutable_due_at() = ToTimestamp(due_at);
-    *d->mutable_explanation() = c.explanation;
+    *d->mutable_explanation() = c.explanation;  // the effect below takes the original
     d->set_started_in_state(state().state());
     d->set_started_by(cause_);
     TANDEM_RETURN_IF_ERROR(ScheduleTimers(*def, d, c.due, false));
@@ -385,7 +386,7 @@ class Change {
     e->set_name(name);
     e->set_due_on(d->due_on());
     *e->mutable_due_at() = d->due_at();
-    *e->mutable_explanation() = c.explanation;
+    *e->mutable_explanation() = std::move(c.explanation);
     return OkStatus();
   }
 
@@ -492,7 +493,7 @@ class Change {
       e->set_name(d.name());
       e->set_due_on(d.due_on());
       *e->mutable_due_at() = d.due_at();
-      *e->mutable_explanation() = c.explanation;
+      *e->mutable_explanation() = std::move(c.explanation);
       e->set_recomputed(true);
     }
     return OkStatus();
@@ -520,21 +521,43 @@ class Change {
 
   void set_event_type(std::string type) { event_type_ = std::move(type); }
 
+  // Completes a timer firing. The old pending timers are those of the new state with ids at or
+  // below the old counter, plus any the firing cancelled, which Change recorded as it went.
+  Outcome FinishFired(uint64_t old_next_id, uint64_t fired_timer) {
+    *out_.state.mutable_updated_at() = ToTimestamp(now_);
+    for (const auto& d : out_.state.deadlines()) {
+      for (const auto& t : d.timers()) {
+        if (t.id() > old_next_id) out_.timers_set.push_back(t);
+      }
+    }
+    for (auto& t : cancelled_) {
+      if (t.id() != fired_timer && t.id() <= old_next_id) out_.timers_cancelled.push_back(std::move(t));
+    }
+    return std::move(out_);
+  }
+
+  // Completes the change: the timer diff against `before` (ids are never reused, so a timer is
+  // new exactly when its id is above the old counter, and gone when its id is absent).
   Outcome Finish(const v1::CaseState* before, uint64_t fired_timer) {
-    out_.state.mutable_updated_at()->CopyFrom(ToTimestamp(now_));
-    std::set<uint64_t> old_ids;
-    if (before != nullptr) {
-      for (const auto& t : PendingTimers(*before)) old_ids.insert(t.id());
+    *out_.state.mutable_updated_at() = ToTimestamp(now_);
+    const uint64_t old_max = before != nullptr ? before->next_timer_id() : 0;
+    std::vector<uint64_t> kept;
+    for (const auto& d : out_.state.deadlines()) {
+      for (const auto& t : d.timers()) {
+        if (t.id() > old_max) {
+          out_.timers_set.push_back(t);
+        } else {
+          kept.push_back(t.id());
+        }
+      }
     }
-    std::set<uint64_t> new_ids;
-    for (const auto& t : PendingTimers(out_.state)) {
-      new_ids.insert(t.id());
-      if (old_ids.count(t.id()) == 0) out_.timers_set.push_back(t);
-    }
     if (before != nullptr) {
-      for (const auto& t : PendingTimers(*before)) {
-        if (new_ids.count(t.id()) == 0 && t.id() != fired_timer) {
-          out_.timers_cancelled.push_back(t);
+      std::sort(kept.begin(), kept.end());
+      for (const auto& d : before->deadlines()) {
+        for (const auto& t : d.timers()) {
+          if (t.id() != fired_timer && !std::binary_search(kept.begin(), kept.end(), t.id())) {
+            out_.timers_cancelled.push_back(t);
+          }
         }
       }
     }
@@ -549,6 +572,8 @@ class Change {
   std::string event_type_;
   int notified_ = 0;
   Outcome out_;
+  // Timers removed by CancelDeadline, for FinishFired's diff.
+  std::vector<v1::Timer> cancelled_;
 };
 
 Status CheckEnvelope(const v1::Event& e) {
@@ -754,14 +779,19 @@ Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& eve
   return change.Finish(current, 0);
 }
 
-Result<Outcome> Engine::Fire(const v1::CaseState& current, uint64_t timer_id, Instant now) const {
+Result<Outcome> Engine::Fire(v1::CaseState current, uint64_t timer_id, Instant now) const {
   const Workflow* wf = workflows_.Find(current.workflow(), current.workflow_version());
   if (wf == nullptr) {
     return FailedPreconditionError("case '" + current.case_id() + "' runs workflow '" +
                                    current.workflow() + "' version " +
                                    std::to_string(current.workflow_version()) + ", which is not loaded");
   }
-  Change change(*wf, calendar_, current, now, "timer:" + std::to_string(timer_id));
+  // The timer diff needs only the old timer counter and the old pending timers; keep those and
+  // hand the state itself to the change without copying it.
+  const uint64_t old_next_id = current.next_timer_id();
+  const std::string case_id = current.case_id();
+  const std::string state_name = current.state();
+  Change change(*wf, calendar_, std::move(current), now, "timer:" + std::to_string(timer_id));
   v1::DeadlineInstance* deadline = nullptr;
   v1::Timer timer;
   for (auto& d : *change.state().mutable_deadlines()) {
@@ -775,7 +805,7 @@ Result<Outcome> Engine::Fire(const v1::CaseState& current, uint64_t timer_id, In
     if (deadline != nullptr) break;
   }
   if (deadline == nullptr) {
-    return NotFoundError("case '" + current.case_id() + "' has no pending timer " +
+    return NotFoundError("case '" + case_id + "' has no pending timer " +
                          std::to_string(timer_id));
   }
   const v1::DeadlineDefinition* def = wf->FindDeadline(deadline->name());
@@ -787,7 +817,7 @@ Result<Outcome> Engine::Fire(const v1::CaseState& current, uint64_t timer_id, In
   const bool late = now > due;
   const auto& suppressed_in = def->suppressed_in_states();
   const bool suppressed = std::find(suppressed_in.begin(), suppressed_in.end(),
-                                    current.state()) != suppressed_in.end();
+                                    state_name) != suppressed_in.end();
   switch (timer.kind()) {
     case v1::TIMER_KIND_WARNING: {
       const auto& w = def->warnings(static_cast<int>(timer.index()));
@@ -828,7 +858,7 @@ Result<Outcome> Engine::Fire(const v1::CaseState& current, uint64_t timer_id, In
     default:
       return InternalError("timer " + std::to_string(timer_id) + " has no kind");
   }
-  return change.Finish(&current, timer_id);
+  return change.FinishFired(old_next_id, timer_id);
 }
 
 }  // namespace tandem::engine

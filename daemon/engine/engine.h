@@ -52,11 +52,11 @@ class Engine {
                         calendar::Instant now) const;
 
   // Fires the pending timer `timer_id` of `current` at `now` (at or after the timer's due
-  // instant; a timer fired after it is marked late).
+  // instant; a timer fired after it is marked late). Takes the case by value: a caller done
+  // with its copy moves it in and saves a deep copy per firing.
   // Returns kNotFound if the case has no such pending timer, kFailedPrecondition if the case's
   // workflow version is not loaded.
-  Result<Outcome> Fire(const v1::CaseState& current, uint64_t timer_id,
-                       calendar::Instant now) const;
+  Result<Outcome> Fire(v1::CaseState current, uint64_t timer_id, calendar::Instant now) const;
 
   const WorkflowSet& workflows() const { return workflows_; }
   const calendar::WorkingDayCalendar& calendar() const { return calendar_; }

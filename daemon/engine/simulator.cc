@@ -17,7 +17,8 @@ void Simulator::FireNext(std::vector<v1::Effect>* effects) {
   auto it = cases_.find(case_id);
   // Every indexed timer belongs to a case this simulator holds: Commit adds both together.
   TANDEM_CHECK(it != cases_.end());
-  auto outcome = engine_.Fire(it->second, timer_id, clock_);
+  // Moved in, not copied: the outcome's state replaces it below.
+  auto outcome = engine_.Fire(std::move(it->second), timer_id, clock_);
   // The index mirrors the cases' pending timers exactly, so firing one cannot fail.
   TANDEM_CHECK(outcome.ok());
   Commit(std::move(outcome).value(), effects);

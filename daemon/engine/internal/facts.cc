@@ -137,17 +137,18 @@ Status CheckFactValue(const v1::FactDefinition& fact, const google::protobuf::Va
 }
 
 Status CheckFacts(const v1::EventTypeDefinition& event, const google::protobuf::Struct& facts) {
-  std::vector<std::string> names;
-  names.reserve(facts.fields_size());
-  for (const auto& [name, value] : facts.fields()) names.push_back(name);
-  std::sort(names.begin(), names.end());
-  for (const auto& name : names) {
-    const v1::FactDefinition* def = FindFactDefinition(event, name);
+  // Checked in name order so that the reason is the same every time (the map is unordered).
+  std::vector<const google::protobuf::MapPair<std::string, google::protobuf::Value>*> fields;
+  fields.reserve(facts.fields_size());
+  for (const auto& field : facts.fields()) fields.push_back(&field);
+  std::sort(fields.begin(), fields.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* field : fields) {
+    const v1::FactDefinition* def = FindFactDefinition(event, field->first);
     if (def == nullptr) {
-      return InvalidArgumentError("unknown fact '" + name + "' for event type '" + event.type() +
-                                  "'");
+      return InvalidArgumentError("unknown fact '" + field->first + "' for event type '" +
+                                  event.type() + "'");
     }
-    TANDEM_RETURN_IF_ERROR(CheckFactValue(*def, facts.fields().at(name)));
+    TANDEM_RETURN_IF_ERROR(CheckFactValue(*def, field->second));
   }
   for (const auto& f : event.facts()) {
     if (f.required() && facts.fields().count(f.name()) == 0) {
