@@ -269,7 +269,11 @@ class Change {
       case v1::Offset::kWorkingDays: {
         const int n = static_cast<int>(offset->working_days());
         auto counted = before ? cal_.SubtractWorkingDays(start, n) : cal_.AddWorkingDays(start, n);
-        if (!counted.ok()) return counted.status().WithPrefix("deadline '" + def.name() + "'");
+        if (!counted.ok()) {
+          if (counted.status().code() != StatusCode::kOutOfRange) return counted.status();
+          return BeyondData(def, PluralDays(offset->working_days(), "working") +
+                                     (before ? " before " : " after ") + anchor_words);
+        }
         c.due = counted->day;
         for (const auto& s : counted->skipped) {
           auto* sk = x.add_skipped();
@@ -298,6 +302,9 @@ class Change {
         return InternalError("deadline '" + def.name() + "' has no offset");
     }
     std::string rule = amount + (before ? " before " : " after ") + anchor_words;
+    // Calendar-day and month counts do not walk the data, but their due day must lie inside it
+    // too (DESIGN: a deadline past the calendar's data is an error, not a guess).
+    if (c.due < cal_.first_day() || c.due > cal_.last_day()) return BeyondData(def, rule);
     if (before) rule += " (that day not counted)";
     if (x.clamped()) rule += ", clamped to the end of the month";
     x.set_rule(rule);
@@ -307,6 +314,16 @@ class Change {
     x.set_variant(variant);
     x.set_calendar(cal_.origin());
     return c;
+  }
+
+  // A deadline that cannot be counted inside the bank-holiday data. The calendar's own message
+  // quotes the anchor day, which is a fact value; a rejection names the rule and the extent of
+  // the data instead.
+  Status BeyondData(const v1::DeadlineDefinition& def, const std::string& rule) const {
+    return OutOfRangeError("deadline '" + def.name() + "' (" + rule +
+                           ") falls outside the bank-holiday data, which covers " +
+                           FormatCivilDay(cal_.first_day()) + " to " +
+                           FormatCivilDay(cal_.last_day()) + " (" + cal_.origin() + ")");
   }
 
   v1::Timer* AddTimer(v1::DeadlineInstance* d, v1::TimerKind kind, uint32_t index, Instant at) {
@@ -346,10 +363,12 @@ class Change {
     return OkStatus();
   }
 
+  // Cancels an open deadline, breached or not: it no longer accepts the event that meets it and
+  // is no longer recomputed. A breach stays in the timeline.
   void CancelDeadline(v1::DeadlineInstance* d, const std::string& reason) {
     for (auto& t : *d->mutable_timers()) cancelled_.push_back(std::move(t));
     d->clear_timers();
-    if (d->status() == v1::DEADLINE_STATUS_OPEN) d->set_status(v1::DEADLINE_STATUS_CANCELLED);
+    d->set_status(v1::DEADLINE_STATUS_CANCELLED);
     auto* c = Emit()->mutable_cancelled();
     c->set_name(d->name());
     c->set_due_on(d->due_on());
@@ -370,7 +389,6 @@ class Change {
     TANDEM_ASSIGN_OR_RETURN(Computed c, Compute(*def, std::nullopt));
     if (v1::DeadlineInstance* old = FindOpen(name)) {
       CancelDeadline(old, "restarted by " + cause_);
-      if (old->status() == v1::DEADLINE_STATUS_BREACHED) old->set_status(v1::DEADLINE_STATUS_CANCELLED);
     }
     v1::DeadlineInstance* d = state().add_deadlines();
     d->set_name(name);
@@ -427,9 +445,10 @@ class Change {
       for (auto& d : *state().mutable_deadlines()) {
         if (IsOpen(d)) CancelDeadline(&d, "case closed in state " + to);
       }
-      return OkStatus();
     }
+    // A state's notifications go out whenever the case enters it, final or not.
     NotifyAll(v1::NOTIFICATION_KIND_STATE_ENTERED, s->notify());
+    if (s->final()) return OkStatus();
     return StartDeadlines(s->start_deadlines());
   }
 
@@ -700,7 +719,8 @@ Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& eve
       return InvalidArgumentError("case '" + current->case_id() + "' belongs to partnership '" +
                                   current->partnership() + "', not '" + event.partnership() + "'");
     }
-    if (current->closed()) {
+    // A closed case still takes corrections of its recorded facts (workflow.proto, "final").
+    if (current->closed() && event.type() != kFactsCorrected) {
       return FailedPreconditionError("case '" + current->case_id() + "' is closed (state '" +
                                      current->state() + "')");
     }
@@ -777,6 +797,20 @@ Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& eve
   change.NotifyAll(v1::NOTIFICATION_KIND_TRANSITION, taken->notify());
   change.Assess();
   return change.Finish(current, 0);
+}
+
+bool Engine::FiringMayFail(const v1::CaseState& current, uint64_t timer_id) const {
+  const Workflow* wf = workflows_.Find(current.workflow(), current.workflow_version());
+  if (wf == nullptr) return true;
+  for (const auto& d : current.deadlines()) {
+    for (const auto& t : d.timers()) {
+      if (t.id() != timer_id) continue;
+      const v1::DeadlineDefinition* def = wf->FindDeadline(d.name());
+      return def == nullptr ||
+             (t.kind() == v1::TIMER_KIND_BREACH && !def->on_breach().move_to().empty());
+    }
+  }
+  return true;
 }
 
 Result<Outcome> Engine::Fire(v1::CaseState current, uint64_t timer_id, Instant now) const {

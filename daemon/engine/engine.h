@@ -58,6 +58,12 @@ class Engine {
   // workflow version is not loaded.
   Result<Outcome> Fire(v1::CaseState current, uint64_t timer_id, calendar::Instant now) const;
 
+  // Returns whether Fire(`current`, `timer_id`) can fail after it has begun changing the case:
+  // a breach that moves the case into another state starts that state's deadlines, which may
+  // lie past the calendar's data; an unknown timer or workflow fails too. A caller that moves
+  // its only copy of the case into Fire keeps a copy when this is true.
+  bool FiringMayFail(const v1::CaseState& current, uint64_t timer_id) const;
+
   const WorkflowSet& workflows() const { return workflows_; }
   const calendar::WorkingDayCalendar& calendar() const { return calendar_; }
 

@@ -17,10 +17,25 @@ void Simulator::FireNext(std::vector<v1::Effect>* effects) {
   auto it = cases_.find(case_id);
   // Every indexed timer belongs to a case this simulator holds: Commit adds both together.
   TANDEM_CHECK(it != cases_.end());
-  // Moved in, not copied: the outcome's state replaces it below.
-  auto outcome = engine_.Fire(std::move(it->second), timer_id, clock_);
-  // The index mirrors the cases' pending timers exactly, so firing one cannot fail.
-  TANDEM_CHECK(outcome.ok());
+  // Moved in when the firing cannot fail partway (a deep copy per firing is most of its cost);
+  // copied when it can (a breach moving the case into a state whose deadline lies past the
+  // calendar's data), so that the case stays as it was.
+  auto outcome = engine_.FiringMayFail(it->second, timer_id)
+                     ? engine_.Fire(it->second, timer_id, clock_)
+                     : engine_.Fire(std::move(it->second), timer_id, clock_);
+  if (!outcome.ok()) {
+    ++failed_timers_;
+    v1::Effect e;
+    *e.mutable_at() = ToTimestamp(clock_);
+    e.set_case_id(case_id);
+    e.set_cause("timer:" + std::to_string(timer_id));
+    auto* r = e.mutable_rejected();
+    r->set_event_type("timer");
+    r->set_code(std::string(StatusCodeName(outcome.status().code())));
+    r->set_reason(outcome.status().message());
+    effects->push_back(std::move(e));
+    return;
+  }
   Commit(std::move(outcome).value(), effects);
 }
 

@@ -32,6 +32,9 @@ class Simulator {
   // when it stopped for the limit.
   std::vector<v1::Effect> RunOut(std::size_t max_timers, bool* exhausted);
 
+  // Timers whose firing the engine refused; each became a `rejected` effect with cause
+  // "timer:<id>" and event_type "timer", and was dropped.
+  std::size_t failed_timers() const { return failed_timers_; }
   calendar::Instant clock() const { return clock_; }
   const std::map<std::string, v1::CaseState>& cases() const { return cases_; }
   std::size_t pending_timers() const { return timers_.size(); }
@@ -42,6 +45,7 @@ class Simulator {
 
   const Engine& engine_;
   calendar::Instant clock_{};
+  std::size_t failed_timers_ = 0;
   std::map<std::string, v1::CaseState> cases_;
   // (due, case id, timer id): the earliest is begin().
   std::set<std::tuple<calendar::Instant, std::string, uint64_t>> timers_;

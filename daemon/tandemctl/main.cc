@@ -21,7 +21,13 @@ int main(int argc, char** argv) {
   simulate->add_option("--calendar", sim.calendar,
                        "Bank holidays, GOV.UK bank-holidays.json shape (default: the shipped one)");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 prints the message or the help; our contract is 0 for help, 1 for a bad command line.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 1;
+  }
   if (simulate->parsed()) return tandem::tandemctl::RunSimulate(sim, stdout, stderr);
   return 1;
 }

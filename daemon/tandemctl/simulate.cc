@@ -68,8 +68,14 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
     v1::Event event;
     auto st = google::protobuf::util::JsonStringToMessage(raw, &event, parse);
     if (!st.ok()) {
-      malformed.push_back({number, "line " + std::to_string(number) +
-                                       ": not a valid event: " + std::string(st.message())});
+      // protobuf's message spans lines (it points at the offending column); keep one line.
+      std::string why(st.message());
+      for (char& c : why) {
+        if (c == '\n' || c == '\r') c = ' ';
+      }
+      why.erase(std::remove(why.begin(), why.end(), '^'), why.end());
+      while (!why.empty() && why.back() == ' ') why.pop_back();
+      malformed.push_back({number, "not a valid event: " + why});
       continue;
     }
     lines.push_back({number, std::move(event)});
@@ -100,17 +106,30 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
       lines.empty() ? calendar::FormatInstant(calendar::Instant{})
                     : calendar::FormatInstant(engine::ToInstant(lines.front().event.occurred_at()));
   for (const auto& m : malformed) {
-    std::fprintf(err, "%s:%s\n", options.events.c_str(), m.reason.substr(4).c_str());
+    const std::string reason = "line " + std::to_string(m.number) + ": " + m.reason;
+    std::fprintf(err, "%s:%d: %s\n", options.events.c_str(), m.number, m.reason.c_str());
     if (options.json) {
-      buffer += MalformedLineJson(start, m.number, m.reason) + "\n";
+      buffer += MalformedLineJson(start, m.number, reason) + "\n";
     } else {
-      buffer += start + "  (line " + std::to_string(m.number) + ")  rejected    " + m.reason + "\n";
+      buffer += start + "  (line " + std::to_string(m.number) + ")  rejected     " + reason + "\n";
     }
   }
 
   engine::Engine engine(**workflows, **cal);
   engine::Simulator sim(engine);
-  for (const auto& line : lines) print(sim.Publish(line.event));
+  std::size_t beyond = 0;
+  for (const auto& line : lines) {
+    // --until ends the simulated time: later events are not applied either.
+    if (until && engine::ToInstant(line.event.occurred_at()) > *until) {
+      ++beyond;
+      continue;
+    }
+    print(sim.Publish(line.event));
+  }
+  if (beyond > 0) {
+    std::fprintf(err, "tandemctl simulate: %zu events after --until %s not applied\n", beyond,
+                 options.until.c_str());
+  }
   int status = malformed.empty() ? 0 : 2;
   if (until) {
     print(sim.AdvanceTo(*until));
@@ -121,6 +140,11 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
       std::fprintf(err, "tandemctl simulate: timers still pending after %zu firings\n", kMaxTimers);
       status = 3;
     }
+  }
+  if (sim.failed_timers() > 0) {
+    std::fprintf(err, "tandemctl simulate: %zu timers could not fire (see the rejected lines)\n",
+                 sim.failed_timers());
+    if (status == 0) status = 4;
   }
   flush();
   std::fflush(out);

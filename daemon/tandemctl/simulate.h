@@ -23,7 +23,10 @@ struct SimulateOptions {
 // Runs the simulation, printing the timeline to `out` and problems to `err`. Returns the exit
 // status: 0 when every line was an event (rejected events included); 1 when the workflows,
 // calendar or events file cannot be loaded or an option is bad; 2 when some lines are not
-// events (each named by line number, the rest still simulated); 3 when timers never run out.
+// events (each named by line number, the rest still simulated); 3 when timers never run out;
+// 4 when a timer could not fire (e.g. a breach moving the case into a state whose deadline lies
+// past the calendar's data; each is a `rejected` line, the rest still simulated). With --until,
+// events after the end of that day are not applied either.
 int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err);
 
 }  // namespace tandem::tandemctl
