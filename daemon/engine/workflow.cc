@@ -514,11 +514,12 @@ Result<const Workflow*> WorkflowSet::ForNewCase(const v1::Event& event) const {
       return InvalidArgumentError("fact '" + trigger + "' must be a date, YYYY-MM-DD");
     }
     day = *parsed;
-    what = "fact '" + trigger + "'";
+    // The trigger date is a fact value, which a rejection reason never carries.
+    what = "the date in fact '" + trigger + "'";
   } else {
     TANDEM_ASSIGN_OR_RETURN(day, calendar::LondonDay(calendar::Instant(
                                      std::chrono::seconds(event.occurred_at().seconds()))));
-    what = "occurred_at";
+    what = calendar::FormatCivilDay(day) + " (occurred_at)";
   }
   const Workflow* chosen = nullptr;
   for (const Workflow* wf : editions) {
@@ -526,8 +527,8 @@ Result<const Workflow*> WorkflowSet::ForNewCase(const v1::Event& event) const {
   }
   if (chosen == nullptr) {
     return FailedPreconditionError(
-        "no edition of workflow '" + editions.front()->name() + "' was in force on " +
-        calendar::FormatCivilDay(day) + " (" + what + "); the earliest loaded is " +
+        "no edition of workflow '" + editions.front()->name() + "' was in force on " + what +
+        "; the earliest loaded is " +
         editions.front()->edition_label());
   }
   return chosen;

@@ -68,7 +68,11 @@ class Converter {
  private:
   Status Field(const YAML::Node& node, const std::string& path, google::protobuf::Message* msg,
                const FieldDescriptor* f) {
-    if (!node.IsDefined() || node.IsNull()) return Error(node, path, "has no value");
+    if (!node.IsDefined() || node.IsNull()) {
+      // An empty value has no position of its own (yaml-cpp marks the token after it), so the
+      // error names the line of its key, recorded before this call.
+      return ErrorAt(lines_->LineOf(path), path, "has no value");
+    }
     const Reflection* r = msg->GetReflection();
     if (f->is_map()) return Map(node, path, msg, f);
     if (f->is_repeated()) {
@@ -231,7 +235,10 @@ class Converter {
   }
 
   Status Error(const YAML::Node& node, const std::string& path, const std::string& what) const {
-    const int line = node.IsDefined() ? node.Mark().line + 1 : lines_->LineOf(path);
+    return ErrorAt(node.IsDefined() ? node.Mark().line + 1 : lines_->LineOf(path), path, what);
+  }
+
+  Status ErrorAt(int line, const std::string& path, const std::string& what) const {
     std::string leaf = path;
     if (auto dot = leaf.rfind('.'); dot != std::string::npos) leaf = leaf.substr(dot + 1);
     return InvalidArgumentError(std::string(origin_) + ":" + std::to_string(line) + ": field '" +

@@ -991,79 +991,9 @@ TEST_F(GuardsTest, ConditionReadsFactsRecordedByEarlierEvents) {
 
 // ---------------------------------------------------------------------------------------------
 // State-entered anchors, state scope, breach move_to, escalations, final-state notices
-// (an inline workflow).
+// (the inline workflow test::kStages).
 
-constexpr std::string_view kStages = R"yaml(name: stages
-version: 1
-edition: {name: S1, effective_from: "2020-01-01"}
-events:
-  - type: job.opened
-    starts_case: true
-    facts:
-      - {name: opened_on, type: date, required: true}
-  - type: job.reviewed
-  - type: job.paused
-  - type: job.finished
-states:
-  - name: open
-  - name: review
-    start_deadlines: [review_done]
-    notify:
-      - roles: [business_unit]
-  - name: overdue
-    start_deadlines: [chase]
-  - name: paused
-  - name: done
-    final: true
-    notify:
-      - roles: [la_dsp]
-        subject: "Case {case_id} finished"
-transitions:
-  - on: job.opened
-    to: open
-    start_deadlines: [job_due]
-  - on: job.reviewed
-    from: [open]
-    to: review
-  - on: job.reviewed
-    from: [review]
-    to: open
-  - on: job.paused
-    from: [open, overdue]
-    to: paused
-  - on: job.finished
-    to: done
-deadlines:
-  - name: job_due
-    title: Finish the job
-    from: {facts: [opened_on]}
-    offset: {working_days: 2}
-    met_by:
-      - {event: job.finished}
-    on_breach:
-      notify: [la_dsp]
-      move_to: overdue
-    escalations:
-      - {working_days_after: 2, notify: [la_lsp]}
-    suppressed_in_states: [paused]
-    source: test
-    confidence: v
-  - name: review_done
-    title: Finish the review
-    from: {state_entered: true}
-    offset: {working_days: 3}
-    scope: state
-    met_by:
-      - {event: job.finished}
-    source: test
-    confidence: v1
-  - name: chase
-    title: Chase
-    from: {state_entered: true}
-    offset: {calendar_days: 10}
-    source: test
-    confidence: u
-)yaml";
+using test::kStages;
 
 class StagesTest : public ::testing::Test {
  protected:
@@ -1193,6 +1123,17 @@ TEST_F(StagesTest, MetDeadlineHasNoTimersLeftToFire) {
   ASSERT_FALSE(outcome.ok());
   EXPECT_EQ(outcome.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(outcome.status().message(), "case 'J-1' has no pending timer 2");
+}
+
+TEST_F(StagesTest, FiringMayFailOnlyForABreachThatMovesTheCaseOrAnUnknownTimer) {
+  Open();
+  const Engine& engine = driver_.engine();
+  EXPECT_TRUE(engine.FiringMayFail(driver_.state(), 1));   // job_due breach: move_to overdue
+  EXPECT_FALSE(engine.FiringMayFail(driver_.state(), 2));  // job_due escalation
+  EXPECT_TRUE(engine.FiringMayFail(driver_.state(), 99));
+  v1::CaseState unloaded = driver_.state();
+  unloaded.set_workflow_version(9);
+  EXPECT_TRUE(engine.FiringMayFail(unloaded, 2));
 }
 
 TEST_F(StagesTest, EnteringAFinalStateSendsItsNotifications) {

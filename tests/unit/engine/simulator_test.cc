@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -165,6 +166,34 @@ TEST_F(SimulatorTest, RejectedEventBecomesARejectedEffectAndChangesNothing) {
   EXPECT_EQ(sim_.pending_timers(), 3u);
 }
 
+TEST(Simulator, TimerWhoseFiringFailsBecomesARejectedEffectAndLeavesTheCase) {
+  const auto set = test::SetOf(test::kStages);
+  Engine engine(*set, test::Calendar());
+  Simulator sim(engine);
+  // Due Wednesday 2028-12-27; the breach moves the case to overdue on the 28th, whose chase
+  // deadline (10 calendar days later) lies past the calendar's data.
+  sim.Publish(
+      Event("j1", "J-1", "job.opened", "2028-12-21T09:00:00Z", {{"opened_on", "2028-12-21"}}));
+  ASSERT_EQ(sim.cases().count("J-1"), 1u);
+  const v1::CaseState before = sim.cases().at("J-1");
+  const auto effects = sim.AdvanceTo(At("2028-12-28T00:00:00Z"));
+  ASSERT_EQ(effects.size(), 1u) << ::testing::PrintToString(Describe(effects));
+  const v1::Effect& e = effects[0];
+  EXPECT_EQ(e.case_id(), "J-1");
+  EXPECT_EQ(e.cause(), "timer:1");
+  EXPECT_EQ(test::Show(e.at()), "2028-12-28T00:00:00Z");
+  EXPECT_EQ(e.rejected().event_type(), "timer");
+  EXPECT_EQ(e.rejected().code(), "out_of_range");
+  EXPECT_EQ(e.rejected().reason(),
+            "deadline 'chase' (10 calendar days after the day the case entered state overdue) "
+            "falls outside the bank-holiday data, which covers 2018-01-01 to 2028-12-31 "
+            "(workflows/calendars/england-and-wales.json)");
+  EXPECT_EQ(sim.failed_timers(), 1u);
+  EXPECT_TRUE(MessageDifferencer::Equals(sim.cases().at("J-1"), before));
+  // The failed timer is dropped; the escalation is still pending.
+  EXPECT_EQ(sim.pending_timers(), 1u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input: each event is refused with the right code and a reason that names the problem but
 // no fact value; the case is unchanged and the next event still applies.
@@ -266,6 +295,9 @@ std::vector<BadInput> BadInputs() {
        "(workflows/calendars/england-and-wales.json)"},
   };
 }
+
+// Names the case in test output instead of dumping its bytes.
+void PrintTo(const BadInput& bad, std::ostream* os) { *os << bad.name; }
 
 class BadInputTest : public ::testing::TestWithParam<BadInput> {};
 

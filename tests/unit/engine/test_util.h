@@ -33,6 +33,81 @@ inline constexpr std::string_view kShippedWorkflowPath = "workflows/serious_inci
 inline constexpr std::string_view kEdition = "WT2023 (in force from 2023-12-15)";
 inline constexpr std::string_view kPartnership = "staffordshire";
 
+// An inline workflow for state-entered anchors, state scope, breach move_to, escalations,
+// suppression and final-state notices. job_due is 2 working days after opened_on; its breach
+// moves the case to overdue, whose chase deadline is 10 calendar days after entering it.
+inline constexpr std::string_view kStages = R"yaml(name: stages
+version: 1
+edition: {name: S1, effective_from: "2020-01-01"}
+events:
+  - type: job.opened
+    starts_case: true
+    facts:
+      - {name: opened_on, type: date, required: true}
+  - type: job.reviewed
+  - type: job.paused
+  - type: job.finished
+states:
+  - name: open
+  - name: review
+    start_deadlines: [review_done]
+    notify:
+      - roles: [business_unit]
+  - name: overdue
+    start_deadlines: [chase]
+  - name: paused
+  - name: done
+    final: true
+    notify:
+      - roles: [la_dsp]
+        subject: "Case {case_id} finished"
+transitions:
+  - on: job.opened
+    to: open
+    start_deadlines: [job_due]
+  - on: job.reviewed
+    from: [open]
+    to: review
+  - on: job.reviewed
+    from: [review]
+    to: open
+  - on: job.paused
+    from: [open, overdue]
+    to: paused
+  - on: job.finished
+    to: done
+deadlines:
+  - name: job_due
+    title: Finish the job
+    from: {facts: [opened_on]}
+    offset: {working_days: 2}
+    met_by:
+      - {event: job.finished}
+    on_breach:
+      notify: [la_dsp]
+      move_to: overdue
+    escalations:
+      - {working_days_after: 2, notify: [la_lsp]}
+    suppressed_in_states: [paused]
+    source: test
+    confidence: v
+  - name: review_done
+    title: Finish the review
+    from: {state_entered: true}
+    offset: {working_days: 3}
+    scope: state
+    met_by:
+      - {event: job.finished}
+    source: test
+    confidence: v1
+  - name: chase
+    title: Chase
+    from: {state_entered: true}
+    offset: {calendar_days: 10}
+    source: test
+    confidence: u
+)yaml";
+
 // A fact value as a test writes it: "2026-12-24", true, 3, 2.5.
 struct FactValue {
   FactValue(const char* s) { value.set_string_value(s); }             // NOLINT: implicit on purpose
