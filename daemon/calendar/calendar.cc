@@ -362,7 +362,7 @@ std::string_view WorkingDayCalendar::HolidayTitle(CivilDay day) const {
 // Both counts walk one day at a time, which is linear in the span covered (a handful of weeks
 // for statutory counts) and produces the skipped-day list as it goes. Instead of searching the
 // holiday table for every day, a cursor into the sorted table moves along with the walk.
-Result<CountedDay> WorkingDayCalendar::AddWorkingDays(CivilDay start, int n) const {
+Result<CountedDay> WorkingDayCalendar::Count(CivilDay start, int n, int step) const {
   // REQUIRES in the header: a negative count is a caller bug, not bad input; callers check the
   // counts they read from files before counting with them.
   TANDEM_CHECK(n >= 0);
@@ -376,76 +376,53 @@ Result<CountedDay> WorkingDayCalendar::AddWorkingDays(CivilDay start, int n) con
                            " is past the bank-holiday data, which ends " +
                            FormatCivilDay(last_day_) + " (" + origin_ + ")");
   }
+  const bool forward = step > 0;
   CountedDay result{start, {}};
-  auto holiday = std::upper_bound(
+  // The next holiday the walk can meet: the first after `start` going forward, the last before
+  // it going back (as an index, so that "before the first" is -1).
+  const auto first_after = std::upper_bound(
       holidays_.begin(), holidays_.end(), start,
       [](CivilDay d, const std::pair<CivilDay, std::string>& h) { return d < h.first; });
+  const auto first_not_before = std::lower_bound(
+      holidays_.begin(), holidays_.end(), start,
+      [](const std::pair<CivilDay, std::string>& h, CivilDay d) { return h.first < d; });
+  std::ptrdiff_t next =
+      forward ? first_after - holidays_.begin() : (first_not_before - holidays_.begin()) - 1;
+  const auto size = static_cast<std::ptrdiff_t>(holidays_.size());
   unsigned wd = std::chrono::weekday(start).c_encoding();
   CivilDay day = start;
   for (int counted = 0; counted < n;) {
-    day += days(1);
-    wd = (wd + 1) % 7;
-    if (day > last_day_) {
-      return OutOfRangeError("counting " + std::to_string(n) + " working days from " +
-                             FormatCivilDay(start) + " needs " + FormatCivilDay(day) +
-                             ", past the bank-holiday data, which ends " +
-                             FormatCivilDay(last_day_) + " (" + origin_ + ")");
+    day += days(step);
+    wd = (wd + (forward ? 1 : 6)) % 7;
+    if (day > last_day_ || day < first_day_) {
+      return OutOfRangeError(
+          "counting " + std::to_string(n) + " working days " + (forward ? "from " : "back from ") +
+          FormatCivilDay(start) + " needs " + FormatCivilDay(day) +
+          (forward ? ", past the bank-holiday data, which ends " + FormatCivilDay(last_day_)
+                   : ", before the bank-holiday data, which begins " + FormatCivilDay(first_day_)) +
+          " (" + origin_ + ")");
     }
-    if (holiday != holidays_.end() && holiday->first == day) {
-      result.skipped.push_back({day, holiday->second});
-      ++holiday;
+    if (next >= 0 && next < size && holidays_[next].first == day) {
+      result.skipped.push_back({day, holidays_[next].second});
+      next += step;
     } else if (wd == 0 || wd == 6) {
       result.skipped.push_back({day, std::string(WeekdayName(day))});
     } else {
       ++counted;
     }
   }
+  // A backward walk met the days latest first; the contract lists skipped days in date order.
+  if (!forward) std::reverse(result.skipped.begin(), result.skipped.end());
   result.day = day;
   return result;
 }
 
+Result<CountedDay> WorkingDayCalendar::AddWorkingDays(CivilDay start, int n) const {
+  return Count(start, n, +1);
+}
+
 Result<CountedDay> WorkingDayCalendar::SubtractWorkingDays(CivilDay start, int n) const {
-  // REQUIRES: as for AddWorkingDays.
-  TANDEM_CHECK(n >= 0);
-  if (start < first_day_) {
-    return OutOfRangeError("start day " + FormatCivilDay(start) +
-                           " is before the bank-holiday data, which begins " +
-                           FormatCivilDay(first_day_) + " (" + origin_ + ")");
-  }
-  if (start > last_day_) {
-    return OutOfRangeError("start day " + FormatCivilDay(start) +
-                           " is past the bank-holiday data, which ends " +
-                           FormatCivilDay(last_day_) + " (" + origin_ + ")");
-  }
-  CountedDay result{start, {}};
-  // `after` is the first holiday later than or equal to `start`; the walk looks just before it.
-  auto after = std::lower_bound(
-      holidays_.begin(), holidays_.end(), start,
-      [](const std::pair<CivilDay, std::string>& h, CivilDay d) { return h.first < d; });
-  unsigned wd = std::chrono::weekday(start).c_encoding();
-  CivilDay day = start;
-  for (int counted = 0; counted < n;) {
-    day -= days(1);
-    wd = (wd + 6) % 7;
-    if (day < first_day_) {
-      return OutOfRangeError("counting " + std::to_string(n) + " working days back from " +
-                             FormatCivilDay(start) + " needs " + FormatCivilDay(day) +
-                             ", before the bank-holiday data, which begins " +
-                             FormatCivilDay(first_day_) + " (" + origin_ + ")");
-    }
-    if (after != holidays_.begin() && std::prev(after)->first == day) {
-      --after;
-      result.skipped.push_back({day, after->second});
-    } else if (wd == 0 || wd == 6) {
-      result.skipped.push_back({day, std::string(WeekdayName(day))});
-    } else {
-      ++counted;
-    }
-  }
-  // The walk went backwards; the contract lists skipped days in date order.
-  std::reverse(result.skipped.begin(), result.skipped.end());
-  result.day = day;
-  return result;
+  return Count(start, n, -1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -84,6 +84,9 @@ class WorkingDayCalendar {
 
  private:
   WorkingDayCalendar() = default;
+  // The walk both counts share: `step` is +1 (forward) or -1 (back).
+  Result<CountedDay> Count(CivilDay start, int n, int step) const;
+
   CivilDay first_day_{};
   CivilDay last_day_{};
   std::string origin_;

@@ -162,7 +162,8 @@ class Change {
     return &e;
   }
 
-  void Notify(v1::NotificationKind kind, const google::protobuf::RepeatedPtrField<std::string>& roles,
+  void Notify(v1::NotificationKind kind,
+              const google::protobuf::RepeatedPtrField<std::string>& roles,
               const std::string& subject_tmpl, const std::string& body_tmpl,
               const v1::DeadlineInstance* deadline) {
     if (roles.empty()) return;
@@ -254,7 +255,8 @@ class Change {
       }
       if (!day) {
         std::string names;
-        for (const auto& name : anchor->facts().values()) names += (names.empty() ? "" : " or ") + name;
+        for (const auto& name : anchor->facts().values())
+          names += (names.empty() ? "" : " or ") + name;
         return FailedPreconditionError("deadline '" + def.name() + "' counts from " + names +
                                        ", which no event of the case has given");
       }
@@ -344,7 +346,8 @@ class Change {
     TANDEM_ASSIGN_OR_RETURN(const Instant due_at, calendar::EndOfLondonDay(due));
     if (!only_after_now) {
       for (int i = 0; i < def.warnings_size(); ++i) {
-        auto day = cal_.SubtractWorkingDays(due, static_cast<int>(def.warnings(i).working_days_before()));
+        auto day =
+            cal_.SubtractWorkingDays(due, static_cast<int>(def.warnings(i).working_days_before()));
         if (!day.ok()) return day.status().WithPrefix("warning of deadline '" + def.name() + "'");
         TANDEM_ASSIGN_OR_RETURN(const Instant at, calendar::StartOfLondonDay(day->day));
         // A warning whose day and deadline have both passed says nothing the breach won't.
@@ -354,7 +357,8 @@ class Change {
       AddTimer(d, v1::TIMER_KIND_BREACH, 0, due_at);
     }
     for (int i = 0; i < def.escalations_size(); ++i) {
-      auto day = cal_.AddWorkingDays(due, static_cast<int>(def.escalations(i).working_days_after()));
+      auto day =
+          cal_.AddWorkingDays(due, static_cast<int>(def.escalations(i).working_days_after()));
       if (!day.ok()) return day.status().WithPrefix("escalation of deadline '" + def.name() + "'");
       TANDEM_ASSIGN_OR_RETURN(const Instant at, calendar::EndOfLondonDay(day->day));
       if (only_after_now && at <= now_) continue;
@@ -365,9 +369,15 @@ class Change {
 
   // Cancels an open deadline, breached or not: it no longer accepts the event that meets it and
   // is no longer recomputed. A breach stays in the timeline.
-  void CancelDeadline(v1::DeadlineInstance* d, const std::string& reason) {
-    for (auto& t : *d->mutable_timers()) cancelled_.push_back(std::move(t));
+  // Removes every pending timer of `d`, remembering them for Finish's timer diff. Every removal
+  // other than the firing timer's goes through here.
+  void DropTimers(v1::DeadlineInstance* d) {
+    for (auto& t : *d->mutable_timers()) dropped_.push_back(std::move(t));
     d->clear_timers();
+  }
+
+  void CancelDeadline(v1::DeadlineInstance* d, const std::string& reason) {
+    DropTimers(d);
     d->set_status(v1::DEADLINE_STATUS_CANCELLED);
     auto* c = Emit()->mutable_cancelled();
     c->set_name(d->name());
@@ -473,7 +483,7 @@ class Change {
         d.set_status(late ? v1::DEADLINE_STATUS_MET_LATE : v1::DEADLINE_STATUS_MET);
         d.set_met_on(FormatCivilDay(met_on));
         d.set_met_by(event.event_id());
-        d.clear_timers();
+        DropTimers(&d);
         auto* e = Emit()->mutable_met();
         e->set_name(d.name());
         e->set_due_on(d.due_on());
@@ -498,7 +508,7 @@ class Change {
       TANDEM_ASSIGN_OR_RETURN(Computed c, Compute(*def, entered));
       if (FormatCivilDay(c.due) == d.due_on()) continue;
       TANDEM_ASSIGN_OR_RETURN(const Instant due_at, calendar::EndOfLondonDay(c.due));
-      d.clear_timers();
+      DropTimers(&d);
       d.set_due_on(FormatCivilDay(c.due));
       *d.mutable_due_at() = ToTimestamp(due_at);
       *d.mutable_explanation() = c.explanation;
@@ -540,44 +550,19 @@ class Change {
 
   void set_event_type(std::string type) { event_type_ = std::move(type); }
 
-  // Completes a timer firing. The old pending timers are those of the new state with ids at or
-  // below the old counter, plus any the firing cancelled, which Change recorded as it went.
-  Outcome FinishFired(uint64_t old_next_id, uint64_t fired_timer) {
+  // Completes the change with its timer diff. Timer ids are never reused, so a pending timer is
+  // new exactly when its id is above the case's old counter (`old_next_id`), and an old timer is
+  // gone exactly when DropTimers removed it; the timer that fired is in neither list.
+  Outcome Finish(uint64_t old_next_id, uint64_t fired_timer) {
     *out_.state.mutable_updated_at() = ToTimestamp(now_);
     for (const auto& d : out_.state.deadlines()) {
       for (const auto& t : d.timers()) {
         if (t.id() > old_next_id) out_.timers_set.push_back(t);
       }
     }
-    for (auto& t : cancelled_) {
-      if (t.id() != fired_timer && t.id() <= old_next_id) out_.timers_cancelled.push_back(std::move(t));
-    }
-    return std::move(out_);
-  }
-
-  // Completes the change: the timer diff against `before` (ids are never reused, so a timer is
-  // new exactly when its id is above the old counter, and gone when its id is absent).
-  Outcome Finish(const v1::CaseState* before, uint64_t fired_timer) {
-    *out_.state.mutable_updated_at() = ToTimestamp(now_);
-    const uint64_t old_max = before != nullptr ? before->next_timer_id() : 0;
-    std::vector<uint64_t> kept;
-    for (const auto& d : out_.state.deadlines()) {
-      for (const auto& t : d.timers()) {
-        if (t.id() > old_max) {
-          out_.timers_set.push_back(t);
-        } else {
-          kept.push_back(t.id());
-        }
-      }
-    }
-    if (before != nullptr) {
-      std::sort(kept.begin(), kept.end());
-      for (const auto& d : before->deadlines()) {
-        for (const auto& t : d.timers()) {
-          if (t.id() != fired_timer && !std::binary_search(kept.begin(), kept.end(), t.id())) {
-            out_.timers_cancelled.push_back(t);
-          }
-        }
+    for (auto& t : dropped_) {
+      if (t.id() <= old_next_id && t.id() != fired_timer) {
+        out_.timers_cancelled.push_back(std::move(t));
       }
     }
     return std::move(out_);
@@ -591,9 +576,20 @@ class Change {
   std::string event_type_;
   int notified_ = 0;
   Outcome out_;
-  // Timers removed by CancelDeadline, for FinishFired's diff.
-  std::vector<v1::Timer> cancelled_;
+  // Timers removed by DropTimers, for Finish's diff.
+  std::vector<v1::Timer> dropped_;
 };
+
+// Returns the workflow version `state` runs, or kFailedPrecondition if it is not loaded.
+Result<const Workflow*> CaseWorkflow(const WorkflowSet& workflows, const v1::CaseState& state) {
+  const Workflow* wf = workflows.Find(state.workflow(), state.workflow_version());
+  if (wf == nullptr) {
+    return FailedPreconditionError(
+        "case '" + state.case_id() + "' runs workflow '" + state.workflow() + "' version " +
+        std::to_string(state.workflow_version()) + ", which is not loaded");
+  }
+  return wf;
+}
 
 Status CheckEnvelope(const v1::Event& e) {
   auto id = [](std::string_view field, const std::string& v) -> Status {
@@ -630,7 +626,8 @@ Result<std::vector<std::string>> CorrectFacts(const Workflow& wf, const v1::Even
     for (auto& r : *state->mutable_facts()) {
       if (!split.event_type.empty() && r.event_type() != split.event_type) continue;
       const v1::EventTypeDefinition* e = wf.FindEvent(r.event_type());
-      const v1::FactDefinition* f = e != nullptr ? internal::FindFactDefinition(*e, split.fact) : nullptr;
+      const v1::FactDefinition* f =
+          e != nullptr ? internal::FindFactDefinition(*e, split.fact) : nullptr;
       if (f == nullptr) continue;
       matches.push_back(&r);
       def = f;
@@ -708,13 +705,7 @@ Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& eve
     }
     wf = *found;
   } else {
-    wf = workflows_.Find(current->workflow(), current->workflow_version());
-    if (wf == nullptr) {
-      return FailedPreconditionError("case '" + current->case_id() + "' runs workflow '" +
-                                     current->workflow() + "' version " +
-                                     std::to_string(current->workflow_version()) +
-                                     ", which is not loaded");
-    }
+    TANDEM_ASSIGN_OR_RETURN(wf, CaseWorkflow(workflows_, *current));
     if (event.partnership() != current->partnership()) {
       return InvalidArgumentError("case '" + current->case_id() + "' belongs to partnership '" +
                                   current->partnership() + "', not '" + event.partnership() + "'");
@@ -734,7 +725,8 @@ Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& eve
     return AlreadyExistsError("case '" + event.case_id() + "' already exists; '" + event.type() +
                               "' only starts a case");
   }
-  TANDEM_ASSIGN_OR_RETURN(const CivilDay occurred_on, calendar::LondonDay(ToInstant(event.occurred_at())));
+  TANDEM_ASSIGN_OR_RETURN(const CivilDay occurred_on,
+                          calendar::LondonDay(ToInstant(event.occurred_at())));
 
   v1::CaseState start;
   if (current != nullptr) {
@@ -747,6 +739,7 @@ Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& eve
     start.set_edition(wf->edition_label());
     *start.mutable_opened_at() = ToTimestamp(now);
   }
+  const uint64_t old_next_id = start.next_timer_id();
   start.set_events_applied(start.events_applied() + 1);
   Change change(*wf, calendar_, std::move(start), now, event.event_id());
   change.set_event_type(event.type());
@@ -757,13 +750,13 @@ Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& eve
     for (const auto& name : corrected) e->add_facts(name);
     TANDEM_RETURN_IF_ERROR(change.RecomputeDeadlines());
     change.Assess();
-    return change.Finish(current, 0);
+    return change.Finish(old_next_id, 0);
   }
   TANDEM_RETURN_IF_ERROR(internal::CheckFacts(*type, event.facts()));
   change.RecordFacts(event);
   if (event.type() == kWithdrawn) {
     TANDEM_RETURN_IF_ERROR(change.EnterState(std::string(kWithdrawnState), occurred_on));
-    return change.Finish(current, 0);
+    return change.Finish(old_next_id, 0);
   }
 
   const v1::TransitionDefinition* taken = nullptr;
@@ -796,7 +789,7 @@ Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& eve
   }
   change.NotifyAll(v1::NOTIFICATION_KIND_TRANSITION, taken->notify());
   change.Assess();
-  return change.Finish(current, 0);
+  return change.Finish(old_next_id, 0);
 }
 
 bool Engine::FiringMayFail(const v1::CaseState& current, uint64_t timer_id) const {
@@ -814,14 +807,9 @@ bool Engine::FiringMayFail(const v1::CaseState& current, uint64_t timer_id) cons
 }
 
 Result<Outcome> Engine::Fire(v1::CaseState current, uint64_t timer_id, Instant now) const {
-  const Workflow* wf = workflows_.Find(current.workflow(), current.workflow_version());
-  if (wf == nullptr) {
-    return FailedPreconditionError("case '" + current.case_id() + "' runs workflow '" +
-                                   current.workflow() + "' version " +
-                                   std::to_string(current.workflow_version()) + ", which is not loaded");
-  }
-  // The timer diff needs only the old timer counter and the old pending timers; keep those and
-  // hand the state itself to the change without copying it.
+  TANDEM_ASSIGN_OR_RETURN(const Workflow* wf, CaseWorkflow(workflows_, current));
+  // The timer diff needs only the old timer counter (Change records what it removes); keep it
+  // and hand the state itself to the change without copying it.
   const uint64_t old_next_id = current.next_timer_id();
   const std::string case_id = current.case_id();
   const std::string state_name = current.state();
@@ -839,8 +827,7 @@ Result<Outcome> Engine::Fire(v1::CaseState current, uint64_t timer_id, Instant n
     if (deadline != nullptr) break;
   }
   if (deadline == nullptr) {
-    return NotFoundError("case '" + case_id + "' has no pending timer " +
-                         std::to_string(timer_id));
+    return NotFoundError("case '" + case_id + "' has no pending timer " + std::to_string(timer_id));
   }
   const v1::DeadlineDefinition* def = wf->FindDeadline(deadline->name());
   if (def == nullptr) {
@@ -850,8 +837,8 @@ Result<Outcome> Engine::Fire(v1::CaseState current, uint64_t timer_id, Instant n
   const Instant due = ToInstant(timer.due_at());
   const bool late = now > due;
   const auto& suppressed_in = def->suppressed_in_states();
-  const bool suppressed = std::find(suppressed_in.begin(), suppressed_in.end(),
-                                    state_name) != suppressed_in.end();
+  const bool suppressed =
+      std::find(suppressed_in.begin(), suppressed_in.end(), state_name) != suppressed_in.end();
   switch (timer.kind()) {
     case v1::TIMER_KIND_WARNING: {
       const auto& w = def->warnings(static_cast<int>(timer.index()));
@@ -892,7 +879,7 @@ Result<Outcome> Engine::Fire(v1::CaseState current, uint64_t timer_id, Instant n
     default:
       return InternalError("timer " + std::to_string(timer_id) + " has no kind");
   }
-  return change.FinishFired(old_next_id, timer_id);
+  return change.Finish(old_next_id, timer_id);
 }
 
 }  // namespace tandem::engine

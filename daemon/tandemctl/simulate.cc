@@ -18,11 +18,6 @@ namespace {
 // More timer firings than any real timeline has: a workflow whose timers never run out.
 constexpr std::size_t kMaxTimers = 10'000'000;
 
-struct Line {
-  int number;
-  v1::Event event;
-};
-
 struct Malformed {
   int number;
   std::string reason;
@@ -57,7 +52,7 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
   auto text = ReadEvents(options.events);
   if (!text.ok()) return fail(text.status());
 
-  std::vector<Line> lines;
+  std::vector<v1::Event> events;
   std::vector<Malformed> malformed;
   std::istringstream in(*text);
   std::string raw;
@@ -78,11 +73,11 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
       malformed.push_back({number, "not a valid event: " + why});
       continue;
     }
-    lines.push_back({number, std::move(event)});
+    events.push_back(std::move(event));
   }
   // Each event happens at its occurred_at: keep file order among equal instants.
-  std::stable_sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
-    return engine::ToInstant(a.event.occurred_at()) < engine::ToInstant(b.event.occurred_at());
+  std::stable_sort(events.begin(), events.end(), [](const v1::Event& a, const v1::Event& b) {
+    return engine::ToInstant(a.occurred_at()) < engine::ToInstant(b.occurred_at());
   });
 
   std::string buffer;
@@ -103,8 +98,8 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
   };
 
   const std::string start =
-      lines.empty() ? calendar::FormatInstant(calendar::Instant{})
-                    : calendar::FormatInstant(engine::ToInstant(lines.front().event.occurred_at()));
+      events.empty() ? calendar::FormatInstant(calendar::Instant{})
+                     : calendar::FormatInstant(engine::ToInstant(events.front().occurred_at()));
   for (const auto& m : malformed) {
     const std::string reason = "line " + std::to_string(m.number) + ": " + m.reason;
     std::fprintf(err, "%s:%d: %s\n", options.events.c_str(), m.number, m.reason.c_str());
@@ -118,13 +113,13 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
   engine::Engine engine(**workflows, **cal);
   engine::Simulator sim(engine);
   std::size_t beyond = 0;
-  for (const auto& line : lines) {
+  for (const auto& event : events) {
     // --until ends the simulated time: later events are not applied either.
-    if (until && engine::ToInstant(line.event.occurred_at()) > *until) {
+    if (until && engine::ToInstant(event.occurred_at()) > *until) {
       ++beyond;
       continue;
     }
-    print(sim.Publish(line.event));
+    print(sim.Publish(event));
   }
   if (beyond > 0) {
     std::fprintf(err, "tandemctl simulate: %zu events after --until %s not applied\n", beyond,
