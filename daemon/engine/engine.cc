@@ -90,7 +90,7 @@ class Change {
       if (!split.event_type.empty() && r.event_type() != split.event_type) continue;
       auto it = r.facts().fields().find(split.fact);
       if (it == r.facts().fields().end()) continue;
-      if (qualified != nullptr) *qualified = r.event_type() + "." + split.fact;
+      if (qualified != nullptr) *qualified = r.event_type() + "." + std::string(split.fact);
       return &it->second;
     }
     return nullptr;
@@ -277,10 +277,16 @@ class Change {
                                      (before ? " before " : " after ") + anchor_words);
         }
         c.due = counted->day;
+        x.mutable_skipped_days()->Reserve(static_cast<int>(counted->skipped.size()));
         for (const auto& s : counted->skipped) {
-          auto* sk = x.add_skipped();
-          sk->set_date(FormatCivilDay(s.day));
-          sk->set_reason(s.reason);
+          const int32_t day = static_cast<int32_t>(s.day.time_since_epoch().count());
+          x.add_skipped_days(day);
+          // The calendar names a weekend day by its weekday and a bank holiday by its title.
+          if (s.reason != calendar::WeekdayName(s.day)) {
+            auto* h = x.add_skipped_holidays();
+            h->set_day(day);
+            h->set_title(s.reason);
+          }
         }
         amount = PluralDays(offset->working_days(), "working");
         break;
@@ -643,14 +649,14 @@ Result<std::vector<std::string>> CorrectFacts(const Workflow& wf, const v1::Even
       std::string types;
       for (const auto* r : matches) types += (types.empty() ? "" : " and ") + r->event_type();
       return InvalidArgumentError("fact '" + key + "' is recorded for " + types +
-                                  "; name it as <event type>." + split.fact);
+                                  "; name it as <event type>." + std::string(split.fact));
     }
     TANDEM_RETURN_IF_ERROR(internal::CheckFactValue(*def, event.facts().fields().at(key)));
     targets.emplace_back(matches.front(), key);
-    corrected.push_back(matches.front()->event_type() + "." + split.fact);
+    corrected.push_back(matches.front()->event_type() + "." + std::string(split.fact));
   }
   for (const auto& [record, key] : targets) {
-    (*record->mutable_facts()->mutable_fields())[internal::SplitFactName(key).fact] =
+    (*record->mutable_facts()->mutable_fields())[std::string(internal::SplitFactName(key).fact)] =
         event.facts().fields().at(key);
   }
   return corrected;
@@ -666,6 +672,20 @@ google::protobuf::Timestamp ToTimestamp(Instant instant) {
   google::protobuf::Timestamp ts;
   ts.set_seconds(instant.time_since_epoch().count());
   return ts;
+}
+
+std::vector<calendar::SkippedDay> SkippedDays(const v1::Explanation& explanation) {
+  std::vector<calendar::SkippedDay> out;
+  out.reserve(explanation.skipped_days_size());
+  for (const int32_t n : explanation.skipped_days()) {
+    const CivilDay day{std::chrono::days(n)};
+    std::string reason(calendar::WeekdayName(day));
+    for (const auto& h : explanation.skipped_holidays()) {
+      if (h.day() == n) reason = h.title();
+    }
+    out.push_back({day, std::move(reason)});
+  }
+  return out;
 }
 
 std::vector<v1::Timer> PendingTimers(const v1::CaseState& state) {

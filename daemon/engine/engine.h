@@ -75,6 +75,10 @@ class Engine {
 // Returns the `rejected` effect recording that `event` was refused with `status` at `now`.
 v1::Effect RejectionEffect(const v1::Event& event, const Status& status, calendar::Instant now);
 
+// Returns the days `explanation` says its count stepped over, in date order, each with its
+// reason: the bank holiday's title, else "Saturday" or "Sunday".
+std::vector<calendar::SkippedDay> SkippedDays(const v1::Explanation& explanation);
+
 // Returns every pending timer of `state`.
 std::vector<v1::Timer> PendingTimers(const v1::CaseState& state);
 

@@ -77,7 +77,9 @@ std::string_view NotificationKindName(v1::NotificationKind k) {
 
 Json ExplanationJson(const v1::Explanation& x) {
   Json skipped = Json::array();
-  for (const auto& s : x.skipped()) skipped.push_back({{"date", s.date()}, {"reason", s.reason()}});
+  for (const auto& s : engine::SkippedDays(x)) {
+    skipped.push_back({{"date", calendar::FormatCivilDay(s.day)}, {"reason", s.reason}});
+  }
   Json j = {{"rule", x.rule()},           {"anchor", x.anchor()},
             {"anchor_on", x.anchor_on()}, {"skipped", skipped},
             {"clamped", x.clamped()},     {"source", x.source()},
@@ -89,8 +91,8 @@ Json ExplanationJson(const v1::Explanation& x) {
 
 std::string Skipped(const v1::Explanation& x) {
   std::string out;
-  for (const auto& s : x.skipped()) {
-    out += (out.empty() ? "" : ", ") + s.date() + " " + s.reason();
+  for (const auto& s : engine::SkippedDays(x)) {
+    out += (out.empty() ? "" : ", ") + calendar::FormatCivilDay(s.day) + " " + s.reason;
   }
   return out.empty() ? "none" : out;
 }

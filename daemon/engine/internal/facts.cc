@@ -21,8 +21,8 @@ bool IsWholeNumber(double v) {
 
 FactName SplitFactName(std::string_view name) {
   const auto dot = name.rfind('.');
-  if (dot == std::string_view::npos) return {"", std::string(name)};
-  return {std::string(name.substr(0, dot)), std::string(name.substr(dot + 1))};
+  if (dot == std::string_view::npos) return {std::string_view(), name};
+  return {name.substr(0, dot), name.substr(dot + 1)};
 }
 
 const v1::FactDefinition* FindFactDefinition(const v1::EventTypeDefinition& event,
@@ -104,13 +104,13 @@ Status CheckFactValue(const v1::FactDefinition& fact, const google::protobuf::Va
       }
       return OkStatus();
     case v1::FACT_TYPE_ENUM: {
+      if (value.kind_case() == google::protobuf::Value::kStringValue &&
+          ValueTextFits(fact, value.string_value())) {
+        return OkStatus();
+      }
       std::string allowed;
       for (const auto& v : fact.values()) allowed += (allowed.empty() ? "" : ", ") + v;
-      if (value.kind_case() != google::protobuf::Value::kStringValue ||
-          !ValueTextFits(fact, value.string_value())) {
-        return InvalidArgumentError("fact '" + name + "' must be one of " + allowed);
-      }
-      return OkStatus();
+      return InvalidArgumentError("fact '" + name + "' must be one of " + allowed);
     }
     case v1::FACT_TYPE_STRING: {
       const std::size_t max = fact.max_length() == 0 ? kDefaultMaxLength : fact.max_length();

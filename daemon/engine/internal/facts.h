@@ -18,9 +18,11 @@ namespace tandem::engine::internal {
 
 // A fact name split into its event type (empty when plain) and the fact itself:
 // "notification.submitted.submitted_on" -> {"notification.submitted", "submitted_on"}.
+// Views into the name given to SplitFactName, which must outlive them (no copies: the engine
+// splits a name on every fact lookup).
 struct FactName {
-  std::string event_type;
-  std::string fact;
+  std::string_view event_type;
+  std::string_view fact;
 };
 FactName SplitFactName(std::string_view name);
 

@@ -186,7 +186,9 @@ TEST_F(EngineTest, SinNotificationIsFiveWorkingDaysAfterAwarenessAndExplainsEver
   EXPECT_EQ(x.anchor(), "incident.reported.became_aware_on");
   EXPECT_EQ(x.anchor_on(), "2026-12-24");
   std::vector<std::string> skipped;
-  for (const auto& s : x.skipped()) skipped.push_back(s.date() + " " + s.reason());
+  for (const auto& s : SkippedDays(x)) {
+    skipped.push_back(calendar::FormatCivilDay(s.day) + " " + s.reason);
+  }
   EXPECT_THAT(skipped,
               ElementsAre("2026-12-25 Christmas Day", "2026-12-26 Saturday", "2026-12-27 Sunday",
                           "2026-12-28 Boxing Day", "2027-01-01 New Year’s Day",
@@ -307,7 +309,7 @@ TEST_F(EngineTest, RapidReviewDecidingLcsprStartsPublicationDeadline) {
   EXPECT_EQ(x.rule(), "6 calendar months after rapid_review.submitted.decided_on");
   EXPECT_EQ(x.anchor(), "rapid_review.submitted.decided_on");
   EXPECT_EQ(x.anchor_on(), "2027-01-21");
-  EXPECT_TRUE((x.skipped()).empty());
+  EXPECT_TRUE(SkippedDays(x).empty());
   EXPECT_FALSE(x.clamped());
   EXPECT_EQ(x.confidence(), v1::CONFIDENCE_R);
 }
@@ -403,7 +405,9 @@ TEST_F(EngineTest, PublicationNoticeIsSevenWorkingDaysBeforePublicationDayNotCou
   EXPECT_EQ(x.anchor(), "lcspr.publication_scheduled.publication_on");
   EXPECT_EQ(x.anchor_on(), "2027-07-14");
   std::vector<std::string> skipped;
-  for (const auto& s : x.skipped()) skipped.push_back(s.date() + " " + s.reason());
+  for (const auto& s : SkippedDays(x)) {
+    skipped.push_back(calendar::FormatCivilDay(s.day) + " " + s.reason);
+  }
   // Skipped days are listed in date order, whichever way the count ran.
   EXPECT_THAT(skipped, ElementsAre("2027-07-10 Saturday", "2027-07-11 Sunday"));
 }
