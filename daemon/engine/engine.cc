@@ -2,9 +2,17 @@
 
 #include <algorithm>
 #include <optional>
-#include <set>
 
 #include "daemon/engine/internal/facts.h"
+
+// How a change is made. Every change (an event applied, a timer fired) runs in two phases:
+//   1. Plan, on the case as it is (const): every check that can reject, and every computation
+//      that can fail (deadline anchors, counts against the calendar's data, Europe/London
+//      instants), in the order the change will need them.
+//   2. Change, on the case itself: infallible; it consumes the plan.
+// So a rejection never leaves a half-made change behind, and a caller may move its only copy
+// of the case in (ApplyTaking, FireTaking) without copying it first: the copy was most of the
+// cost of a change.
 
 namespace tandem::engine {
 namespace {
@@ -19,6 +27,14 @@ std::string PluralDays(uint32_t n, std::string_view kind) {
 
 bool IsOpen(const v1::DeadlineInstance& d) {
   return d.status() == v1::DEADLINE_STATUS_OPEN || d.status() == v1::DEADLINE_STATUS_BREACHED;
+}
+
+// Parses a civil day the engine itself wrote (due_on, anchor_on, state_entered_on) or a date
+// fact the event checks accepted: neither can be malformed.
+CivilDay ParseTrusted(const std::string& text) {
+  auto day = calendar::ParseCivilDay(text);
+  TANDEM_CHECK(day.ok());  // written by FormatCivilDay, or checked by CheckFacts
+  return *day;
 }
 
 // Replaces {name} placeholders (the workflow checker refused unknown ones).
@@ -46,18 +62,321 @@ std::string Render(const std::string& tmpl,
   return out;
 }
 
-struct Computed {
-  CivilDay due;
-  v1::Explanation explanation;
+// A fact correction waiting to be made: the record's event type, the fact, the new value.
+struct Correction {
+  std::string event_type;
+  std::string fact;
+  const google::protobuf::Value* value;
 };
 
-// One change to one case: applying an event or firing a timer. Holds the new state being built
-// and the effects emitted so far; discarded on error, so a rejection changes nothing.
+// The facts of a case as a change will see them: its records, with the facts of the event
+// being applied laid over them (that event's record replaces the old one of its type and becomes
+// the latest) and pending corrections taking the place of the values they correct. Keeps
+// references to everything it is given.
+class FactView {
+ public:
+  explicit FactView(const google::protobuf::RepeatedPtrField<v1::FactRecord>& records)
+      : records_(records) {}
+  FactView WithEvent(const v1::Event& event) const {
+    FactView v = *this;
+    v.overlay_type_ = event.type();
+    v.overlay_ = &event.facts();
+    return v;
+  }
+  FactView WithCorrections(const std::vector<Correction>& corrections) const {
+    FactView v = *this;
+    v.corrections_ = &corrections;
+    return v;
+  }
+
+  // Returns the value of a (possibly qualified) fact, most recent record first, or nullptr;
+  // sets `*qualified` to the "event_type.fact" it was found as.
+  const google::protobuf::Value* Lookup(std::string_view name, std::string* qualified) const {
+    const internal::FactName split = internal::SplitFactName(name);
+    if (overlay_ != nullptr && (split.event_type.empty() || split.event_type == overlay_type_)) {
+      auto it = overlay_->fields().find(split.fact);
+      if (it != overlay_->fields().end())
+        return Found(overlay_type_, split.fact, &it->second, qualified);
+    }
+    for (int i = records_.size() - 1; i >= 0; --i) {
+      const v1::FactRecord& r = records_.Get(i);
+      if (!split.event_type.empty() && r.event_type() != split.event_type) continue;
+      if (overlay_ != nullptr && r.event_type() == overlay_type_) continue;  // replaced
+      if (corrections_ != nullptr) {
+        for (const Correction& c : *corrections_) {
+          if (c.event_type == r.event_type() && c.fact == split.fact) {
+            return Found(r.event_type(), split.fact, c.value, qualified);
+          }
+        }
+      }
+      auto it = r.facts().fields().find(split.fact);
+      if (it != r.facts().fields().end())
+        return Found(r.event_type(), split.fact, &it->second, qualified);
+    }
+    return nullptr;
+  }
+
+  std::optional<CivilDay> LookupDate(std::string_view name, std::string* qualified) const {
+    const google::protobuf::Value* v = Lookup(name, qualified);
+    if (v == nullptr) return std::nullopt;
+    return ParseTrusted(v->string_value());
+  }
+
+ private:
+  static const google::protobuf::Value* Found(std::string_view type, std::string_view fact,
+                                              const google::protobuf::Value* v,
+                                              std::string* qualified) {
+    if (qualified != nullptr) {
+      qualified->assign(type);
+      qualified->append(".").append(fact);
+    }
+    return v;
+  }
+
+  const google::protobuf::RepeatedPtrField<v1::FactRecord>& records_;
+  std::string_view overlay_type_;
+  const google::protobuf::Struct* overlay_ = nullptr;
+  const std::vector<Correction>* corrections_ = nullptr;
+};
+
+// A deadline computed in the plan: its due day and everything its timers need, so that
+// starting it in the change cannot fail.
+struct Computed {
+  std::string name;
+  CivilDay due;
+  Instant due_at;
+  v1::Explanation explanation;
+  // The start (Europe/London) of each warning's day, by the definition's index.
+  std::vector<Instant> warnings;
+  // The end of each escalation's day, by the definition's index.
+  std::vector<Instant> escalations;
+};
+
+// The workflow's rules read against a view of the facts. Immutable; keeps references.
+class Rules {
+ public:
+  Rules(const Workflow& wf, const calendar::WorkingDayCalendar& cal, FactView facts)
+      : wf_(wf), cal_(cal), facts_(facts) {}
+
+  const FactView& facts() const { return facts_; }
+
+  bool Holds(const v1::Condition& c) const {
+    switch (c.test_case()) {
+      case v1::Condition::kFact: {
+        const auto& f = c.fact();
+        const google::protobuf::Value* v = facts_.Lookup(f.name(), nullptr);
+        switch (f.test_case()) {
+          case v1::FactCondition::kEquals:
+            return v != nullptr && internal::ValueText(*v) == f.equals();
+          case v1::FactCondition::kIn: {
+            if (v == nullptr) return false;
+            const std::string text = internal::ValueText(*v);
+            const auto& vals = f.in().values();
+            return std::find(vals.begin(), vals.end(), text) != vals.end();
+          }
+          case v1::FactCondition::kPresent:
+            return (v != nullptr) == f.present();
+          case v1::FactCondition::TEST_NOT_SET:
+            return false;
+        }
+        return false;
+      }
+      case v1::Condition::kAge: {
+        const auto& a = c.age();
+        const auto dob = facts_.LookupDate(a.dob(), nullptr);
+        if (!dob) return false;
+        for (const auto& on_name : a.on()) {
+          if (const auto on = facts_.LookupDate(on_name, nullptr)) {
+            return calendar::AgeOn(*dob, *on, wf_.leap_day_birthday()) <
+                   static_cast<int>(a.below());
+          }
+        }
+        return false;
+      }
+      case v1::Condition::kAll:
+        return std::all_of(c.all().conditions().begin(), c.all().conditions().end(),
+                           [this](const v1::Condition& x) { return Holds(x); });
+      case v1::Condition::kAny:
+        return std::any_of(c.any().conditions().begin(), c.any().conditions().end(),
+                           [this](const v1::Condition& x) { return Holds(x); });
+      case v1::Condition::kNot:
+        return !Holds(c.not_());
+      case v1::Condition::kParameter:
+        return wf_.Parameter(c.parameter().name()) == c.parameter().equals();
+      case v1::Condition::TEST_NOT_SET:
+        return false;
+    }
+    return false;
+  }
+
+  // Computes the deadline `def` as it would start while the case is in `state`, which it
+  // entered on `entered`.
+  Result<Computed> Compute(const v1::DeadlineDefinition& def, std::string_view state,
+                           CivilDay entered) const {
+    const v1::Anchor* anchor = &def.from();
+    const v1::Offset* offset = &def.offset();
+    std::string variant;
+    for (const auto& v : def.variants()) {
+      if (!Holds(v.when())) continue;
+      if (v.has_from()) anchor = &v.from();
+      if (v.has_offset()) offset = &v.offset();
+      variant = v.note().empty() ? "variant" : v.note();
+      break;
+    }
+    Computed c;
+    c.name = def.name();
+    v1::Explanation& x = c.explanation;
+    CivilDay start{};
+    std::string anchor_words;
+    if (anchor->has_state_entered()) {
+      start = entered;
+      x.set_anchor("state_entered");
+      anchor_words = "the day the case entered state " + std::string(state);
+    } else {
+      std::string qualified;
+      std::optional<CivilDay> day;
+      for (const auto& name : anchor->facts().values()) {
+        day = facts_.LookupDate(name, &qualified);
+        if (day) break;
+      }
+      if (!day) {
+        std::string names;
+        for (const auto& name : anchor->facts().values()) {
+          names += (names.empty() ? "" : " or ") + name;
+        }
+        return FailedPreconditionError("deadline '" + def.name() + "' counts from " + names +
+                                       ", which no event of the case has given");
+      }
+      start = *day;
+      x.set_anchor(qualified);
+      anchor_words = qualified;
+    }
+    x.set_anchor_on(FormatCivilDay(start));
+    const bool before = offset->direction() == v1::DIRECTION_BEFORE;
+    std::string amount;
+    switch (offset->amount_case()) {
+      case v1::Offset::kWorkingDays: {
+        const int n = static_cast<int>(offset->working_days());
+        auto counted = before ? cal_.SubtractWorkingDays(start, n) : cal_.AddWorkingDays(start, n);
+        if (!counted.ok()) {
+          if (counted.status().code() != StatusCode::kOutOfRange) return counted.status();
+          return BeyondData(def, PluralDays(offset->working_days(), "working") +
+                                     (before ? " before " : " after ") + anchor_words);
+        }
+        c.due = counted->day;
+        x.mutable_skipped_days()->Reserve(static_cast<int>(counted->skipped.size()));
+        for (const auto& s : counted->skipped) {
+          const int32_t day = static_cast<int32_t>(s.day.time_since_epoch().count());
+          x.add_skipped_days(day);
+          // The calendar names a weekend day by its weekday and a bank holiday by its title.
+          if (s.reason != calendar::WeekdayName(s.day)) {
+            auto* h = x.add_skipped_holidays();
+            h->set_day(day);
+            h->set_title(s.reason);
+          }
+        }
+        amount = PluralDays(offset->working_days(), "working");
+        break;
+      }
+      case v1::Offset::kCalendarDays: {
+        const int n = static_cast<int>(offset->calendar_days());
+        c.due = start + std::chrono::days(before ? -n : n);
+        amount = PluralDays(offset->calendar_days(), "calendar");
+        break;
+      }
+      case v1::Offset::kMonths: {
+        const int n = static_cast<int>(offset->months());
+        const calendar::MonthResult m = calendar::AddMonths(start, before ? -n : n);
+        c.due = m.day;
+        x.set_clamped(m.clamped);
+        amount = std::to_string(n) + (n == 1 ? " calendar month" : " calendar months");
+        break;
+      }
+      case v1::Offset::AMOUNT_NOT_SET:
+        // The workflow checker refuses an offset without an amount.
+        return InternalError("deadline '" + def.name() + "' has no offset");
+    }
+    std::string rule = amount + (before ? " before " : " after ") + anchor_words;
+    // Calendar-day and month counts do not walk the data, but their due day must lie inside it
+    // too (DESIGN: a deadline past the calendar's data is an error, not a guess).
+    if (c.due < cal_.first_day() || c.due > cal_.last_day()) return BeyondData(def, rule);
+    if (before) rule += " (that day not counted)";
+    if (x.clamped()) rule += ", clamped to the end of the month";
+    x.set_rule(rule);
+    x.set_source(def.source());
+    x.set_confidence(def.confidence());
+    x.set_edition(wf_.edition_label());
+    x.set_variant(variant);
+    x.set_calendar(cal_.origin());
+    TANDEM_ASSIGN_OR_RETURN(c.due_at, calendar::EndOfLondonDay(c.due));
+    for (const auto& w : def.warnings()) {
+      auto day = cal_.SubtractWorkingDays(c.due, static_cast<int>(w.working_days_before()));
+      if (!day.ok()) return day.status().WithPrefix("warning of deadline '" + def.name() + "'");
+      TANDEM_ASSIGN_OR_RETURN(const Instant at, calendar::StartOfLondonDay(day->day));
+      c.warnings.push_back(at);
+    }
+    for (const auto& e : def.escalations()) {
+      auto day = cal_.AddWorkingDays(c.due, static_cast<int>(e.working_days_after()));
+      if (!day.ok()) return day.status().WithPrefix("escalation of deadline '" + def.name() + "'");
+      TANDEM_ASSIGN_OR_RETURN(const Instant at, calendar::EndOfLondonDay(day->day));
+      c.escalations.push_back(at);
+    }
+    return c;
+  }
+
+ private:
+  // A deadline that cannot be counted inside the bank-holiday data. The calendar's own message
+  // quotes the anchor day, which is a fact value; a rejection names the rule and the extent of
+  // the data instead.
+  Status BeyondData(const v1::DeadlineDefinition& def, const std::string& rule) const {
+    return OutOfRangeError("deadline '" + def.name() + "' (" + rule +
+                           ") falls outside the bank-holiday data, which covers " +
+                           FormatCivilDay(cal_.first_day()) + " to " +
+                           FormatCivilDay(cal_.last_day()) + " (" + cal_.origin() + ")");
+  }
+
+  const Workflow& wf_;
+  const calendar::WorkingDayCalendar& cal_;
+  FactView facts_;
+};
+
+// Plans the starts of `names`, in order, as they would start in `state` entered on `entered`.
+Status PlanStarts(const Workflow& wf, const Rules& rules,
+                  const google::protobuf::RepeatedPtrField<std::string>& names,
+                  std::string_view state, CivilDay entered, std::vector<Computed>* plan) {
+  for (const auto& name : names) {
+    const v1::DeadlineDefinition* def = wf.FindDeadline(name);
+    // The workflow checker resolved every deadline name a state or transition starts.
+    TANDEM_CHECK(def != nullptr);
+    TANDEM_ASSIGN_OR_RETURN(Computed c, rules.Compute(*def, state, entered));
+    plan->push_back(std::move(c));
+  }
+  return OkStatus();
+}
+
+// Plans entering `to` on `day` from `from`: the deadlines the state starts, unless it is final
+// (or the case is already in it).
+Status PlanEntry(const Workflow& wf, const Rules& rules, const std::string& from,
+                 const std::string& to, CivilDay day, std::vector<Computed>* plan) {
+  if (to == from) return OkStatus();
+  const v1::StateDefinition* s = wf.FindState(to);
+  // Target states were resolved by the workflow checker (or are the built-in 'withdrawn').
+  TANDEM_CHECK(s != nullptr);
+  if (s->final()) return OkStatus();
+  return PlanStarts(wf, rules, s->start_deadlines(), to, day, plan);
+}
+
+// The second phase: one change to one case, applying what the plan computed. Nothing here can
+// fail; the effects are emitted in the order the change happens.
 class Change {
  public:
-  Change(const Workflow& wf, const calendar::WorkingDayCalendar& cal, v1::CaseState state,
-         Instant now, std::string cause)
-      : wf_(wf), cal_(cal), now_(now), cause_(std::move(cause)) {
+  Change(const Workflow& wf, v1::CaseState state, Instant now, std::string cause,
+         std::string event_type, std::vector<Computed> plan)
+      : wf_(wf),
+        now_(now),
+        cause_(std::move(cause)),
+        event_type_(std::move(event_type)),
+        plan_(std::move(plan)) {
     out_.state = std::move(state);
   }
 
@@ -80,78 +399,15 @@ class Change {
     *r->mutable_facts() = event.facts();
   }
 
-  // Returns the value of a (possibly qualified) fact, or nullptr; sets `*qualified` to the
-  // "event_type.fact" it was found as.
-  const google::protobuf::Value* LookupFact(std::string_view name, std::string* qualified) const {
-    const internal::FactName split = internal::SplitFactName(name);
-    const auto& records = out_.state.facts();
-    for (int i = records.size() - 1; i >= 0; --i) {
-      const v1::FactRecord& r = records.Get(i);
-      if (!split.event_type.empty() && r.event_type() != split.event_type) continue;
-      auto it = r.facts().fields().find(split.fact);
-      if (it == r.facts().fields().end()) continue;
-      if (qualified != nullptr) *qualified = r.event_type() + "." + std::string(split.fact);
-      return &it->second;
-    }
-    return nullptr;
-  }
-
-  std::optional<CivilDay> LookupDate(std::string_view name, std::string* qualified) const {
-    const google::protobuf::Value* v = LookupFact(name, qualified);
-    if (v == nullptr) return std::nullopt;
-    auto day = calendar::ParseCivilDay(v->string_value());
-    // Date facts were checked on the way in; a stored one that does not parse is not a date.
-    if (!day.ok()) return std::nullopt;
-    return *day;
-  }
-
-  bool Holds(const v1::Condition& c) const {
-    switch (c.test_case()) {
-      case v1::Condition::kFact: {
-        const auto& f = c.fact();
-        const google::protobuf::Value* v = LookupFact(f.name(), nullptr);
-        switch (f.test_case()) {
-          case v1::FactCondition::kEquals:
-            return v != nullptr && internal::ValueText(*v) == f.equals();
-          case v1::FactCondition::kIn: {
-            if (v == nullptr) return false;
-            const std::string text = internal::ValueText(*v);
-            const auto& vals = f.in().values();
-            return std::find(vals.begin(), vals.end(), text) != vals.end();
-          }
-          case v1::FactCondition::kPresent:
-            return (v != nullptr) == f.present();
-          case v1::FactCondition::TEST_NOT_SET:
-            return false;
-        }
-        return false;
+  void Correct(const std::vector<Correction>& corrections) {
+    auto* e = Emit()->mutable_corrected();
+    for (const Correction& c : corrections) {
+      for (auto& r : *state().mutable_facts()) {
+        if (r.event_type() == c.event_type)
+          (*r.mutable_facts()->mutable_fields())[c.fact] = *c.value;
       }
-      case v1::Condition::kAge: {
-        const auto& a = c.age();
-        const auto dob = LookupDate(a.dob(), nullptr);
-        if (!dob) return false;
-        for (const auto& on_name : a.on()) {
-          if (const auto on = LookupDate(on_name, nullptr)) {
-            return calendar::AgeOn(*dob, *on, wf_.leap_day_birthday()) <
-                   static_cast<int>(a.below());
-          }
-        }
-        return false;
-      }
-      case v1::Condition::kAll:
-        return std::all_of(c.all().conditions().begin(), c.all().conditions().end(),
-                           [this](const v1::Condition& x) { return Holds(x); });
-      case v1::Condition::kAny:
-        return std::any_of(c.any().conditions().begin(), c.any().conditions().end(),
-                           [this](const v1::Condition& x) { return Holds(x); });
-      case v1::Condition::kNot:
-        return !Holds(c.not_());
-      case v1::Condition::kParameter:
-        return wf_.Parameter(c.parameter().name()) == c.parameter().equals();
-      case v1::Condition::TEST_NOT_SET:
-        return false;
+      e->add_facts(c.event_type + "." + c.fact);
     }
-    return false;
   }
 
   v1::Effect* Emit() {
@@ -220,161 +476,6 @@ class Change {
     }
   }
 
-  // Computes a deadline's due day. `entered_override` replaces the state-entry day (used when
-  // recomputing a deadline that counted from an earlier state entry).
-  Result<Computed> Compute(const v1::DeadlineDefinition& def,
-                           std::optional<CivilDay> entered_override) const {
-    const v1::Anchor* anchor = &def.from();
-    const v1::Offset* offset = &def.offset();
-    std::string variant;
-    for (const auto& v : def.variants()) {
-      if (!Holds(v.when())) continue;
-      if (v.has_from()) anchor = &v.from();
-      if (v.has_offset()) offset = &v.offset();
-      variant = v.note().empty() ? "variant" : v.note();
-      break;
-    }
-    Computed c;
-    v1::Explanation& x = c.explanation;
-    CivilDay start{};
-    std::string anchor_words;
-    if (anchor->has_state_entered()) {
-      if (entered_override) {
-        start = *entered_override;
-      } else {
-        TANDEM_ASSIGN_OR_RETURN(start, calendar::ParseCivilDay(state().state_entered_on()));
-      }
-      x.set_anchor("state_entered");
-      anchor_words = "the day the case entered state " + state().state();
-    } else {
-      std::string qualified;
-      std::optional<CivilDay> day;
-      for (const auto& name : anchor->facts().values()) {
-        day = LookupDate(name, &qualified);
-        if (day) break;
-      }
-      if (!day) {
-        std::string names;
-        for (const auto& name : anchor->facts().values())
-          names += (names.empty() ? "" : " or ") + name;
-        return FailedPreconditionError("deadline '" + def.name() + "' counts from " + names +
-                                       ", which no event of the case has given");
-      }
-      start = *day;
-      x.set_anchor(qualified);
-      anchor_words = qualified;
-    }
-    x.set_anchor_on(FormatCivilDay(start));
-    const bool before = offset->direction() == v1::DIRECTION_BEFORE;
-    std::string amount;
-    switch (offset->amount_case()) {
-      case v1::Offset::kWorkingDays: {
-        const int n = static_cast<int>(offset->working_days());
-        auto counted = before ? cal_.SubtractWorkingDays(start, n) : cal_.AddWorkingDays(start, n);
-        if (!counted.ok()) {
-          if (counted.status().code() != StatusCode::kOutOfRange) return counted.status();
-          return BeyondData(def, PluralDays(offset->working_days(), "working") +
-                                     (before ? " before " : " after ") + anchor_words);
-        }
-        c.due = counted->day;
-        x.mutable_skipped_days()->Reserve(static_cast<int>(counted->skipped.size()));
-        for (const auto& s : counted->skipped) {
-          const int32_t day = static_cast<int32_t>(s.day.time_since_epoch().count());
-          x.add_skipped_days(day);
-          // The calendar names a weekend day by its weekday and a bank holiday by its title.
-          if (s.reason != calendar::WeekdayName(s.day)) {
-            auto* h = x.add_skipped_holidays();
-            h->set_day(day);
-            h->set_title(s.reason);
-          }
-        }
-        amount = PluralDays(offset->working_days(), "working");
-        break;
-      }
-      case v1::Offset::kCalendarDays: {
-        const int n = static_cast<int>(offset->calendar_days());
-        c.due = start + std::chrono::days(before ? -n : n);
-        amount = PluralDays(offset->calendar_days(), "calendar");
-        break;
-      }
-      case v1::Offset::kMonths: {
-        const int n = static_cast<int>(offset->months());
-        const calendar::MonthResult m = calendar::AddMonths(start, before ? -n : n);
-        c.due = m.day;
-        x.set_clamped(m.clamped);
-        amount = std::to_string(n) + (n == 1 ? " calendar month" : " calendar months");
-        break;
-      }
-      case v1::Offset::AMOUNT_NOT_SET:
-        // The workflow checker refuses an offset without an amount.
-        return InternalError("deadline '" + def.name() + "' has no offset");
-    }
-    std::string rule = amount + (before ? " before " : " after ") + anchor_words;
-    // Calendar-day and month counts do not walk the data, but their due day must lie inside it
-    // too (DESIGN: a deadline past the calendar's data is an error, not a guess).
-    if (c.due < cal_.first_day() || c.due > cal_.last_day()) return BeyondData(def, rule);
-    if (before) rule += " (that day not counted)";
-    if (x.clamped()) rule += ", clamped to the end of the month";
-    x.set_rule(rule);
-    x.set_source(def.source());
-    x.set_confidence(def.confidence());
-    x.set_edition(wf_.edition_label());
-    x.set_variant(variant);
-    x.set_calendar(cal_.origin());
-    return c;
-  }
-
-  // A deadline that cannot be counted inside the bank-holiday data. The calendar's own message
-  // quotes the anchor day, which is a fact value; a rejection names the rule and the extent of
-  // the data instead.
-  Status BeyondData(const v1::DeadlineDefinition& def, const std::string& rule) const {
-    return OutOfRangeError("deadline '" + def.name() + "' (" + rule +
-                           ") falls outside the bank-holiday data, which covers " +
-                           FormatCivilDay(cal_.first_day()) + " to " +
-                           FormatCivilDay(cal_.last_day()) + " (" + cal_.origin() + ")");
-  }
-
-  v1::Timer* AddTimer(v1::DeadlineInstance* d, v1::TimerKind kind, uint32_t index, Instant at) {
-    v1::Timer* t = d->add_timers();
-    state().set_next_timer_id(state().next_timer_id() + 1);
-    t->set_id(state().next_timer_id());
-    t->set_deadline(d->name());
-    t->set_kind(kind);
-    t->set_index(index);
-    *t->mutable_due_at() = ToTimestamp(at);
-    return t;
-  }
-
-  // Schedules the deadline's warnings, breach and escalations. With `only_after_now`, only
-  // timers still in the future (a recomputed deadline that stays breached).
-  Status ScheduleTimers(const v1::DeadlineDefinition& def, v1::DeadlineInstance* d, CivilDay due,
-                        bool only_after_now) {
-    TANDEM_ASSIGN_OR_RETURN(const Instant due_at, calendar::EndOfLondonDay(due));
-    if (!only_after_now) {
-      for (int i = 0; i < def.warnings_size(); ++i) {
-        auto day =
-            cal_.SubtractWorkingDays(due, static_cast<int>(def.warnings(i).working_days_before()));
-        if (!day.ok()) return day.status().WithPrefix("warning of deadline '" + def.name() + "'");
-        TANDEM_ASSIGN_OR_RETURN(const Instant at, calendar::StartOfLondonDay(day->day));
-        // A warning whose day and deadline have both passed says nothing the breach won't.
-        if (at <= now_ && due_at <= now_) continue;
-        AddTimer(d, v1::TIMER_KIND_WARNING, static_cast<uint32_t>(i), at);
-      }
-      AddTimer(d, v1::TIMER_KIND_BREACH, 0, due_at);
-    }
-    for (int i = 0; i < def.escalations_size(); ++i) {
-      auto day =
-          cal_.AddWorkingDays(due, static_cast<int>(def.escalations(i).working_days_after()));
-      if (!day.ok()) return day.status().WithPrefix("escalation of deadline '" + def.name() + "'");
-      TANDEM_ASSIGN_OR_RETURN(const Instant at, calendar::EndOfLondonDay(day->day));
-      if (only_after_now && at <= now_) continue;
-      AddTimer(d, v1::TIMER_KIND_ESCALATION, static_cast<uint32_t>(i), at);
-    }
-    return OkStatus();
-  }
-
-  // Cancels an open deadline, breached or not: it no longer accepts the event that meets it and
-  // is no longer recomputed. A breach stays in the timeline.
   // Removes every pending timer of `d`, remembering them for Finish's timer diff. Every removal
   // other than the firing timer's goes through here.
   void DropTimers(v1::DeadlineInstance* d) {
@@ -382,6 +483,8 @@ class Change {
     d->clear_timers();
   }
 
+  // Cancels an open deadline, breached or not: it no longer accepts the event that meets it and
+  // is no longer recomputed. A breach stays in the timeline.
   void CancelDeadline(v1::DeadlineInstance* d, const std::string& reason) {
     DropTimers(d);
     d->set_status(v1::DEADLINE_STATUS_CANCELLED);
@@ -391,42 +494,41 @@ class Change {
     c->set_reason(reason);
   }
 
-  v1::DeadlineInstance* FindOpen(std::string_view name) {
-    for (auto& d : *state().mutable_deadlines()) {
-      if (d.name() == name && IsOpen(d)) return &d;
+  void CancelNamed(const google::protobuf::RepeatedPtrField<std::string>& names,
+                   const std::string& reason) {
+    for (const auto& name : names) {
+      for (auto& d : *state().mutable_deadlines()) {
+        if (d.name() == name && IsOpen(d)) CancelDeadline(&d, reason);
+      }
     }
-    return nullptr;
   }
 
-  Status StartDeadline(const std::string& name) {
-    const v1::DeadlineDefinition* def = wf_.FindDeadline(name);
-    // The workflow checker resolved every deadline name a state or transition starts.
-    TANDEM_CHECK(def != nullptr);
-    TANDEM_ASSIGN_OR_RETURN(Computed c, Compute(*def, std::nullopt));
-    if (v1::DeadlineInstance* old = FindOpen(name)) {
-      CancelDeadline(old, "restarted by " + cause_);
+  // Starts the next planned deadline, which must be `name` (the plan lists the starts in the
+  // order the change makes them).
+  void StartDeadline(const std::string& name) {
+    TANDEM_CHECK(next_ < plan_.size() && plan_[next_].name == name);  // planned in this order
+    Computed& c = plan_[next_++];
+    for (auto& old : *state().mutable_deadlines()) {
+      if (old.name() == name && IsOpen(old)) CancelDeadline(&old, "restarted by " + cause_);
     }
     v1::DeadlineInstance* d = state().add_deadlines();
     d->set_name(name);
     d->set_status(v1::DEADLINE_STATUS_OPEN);
     d->set_due_on(FormatCivilDay(c.due));
-    TANDEM_ASSIGN_OR_RETURN(const Instant due_at, calendar::EndOfLondonDay(c.due));
-    *d->mutable_due_at() = ToTimestamp(due_at);
+    *d->mutable_due_at() = ToTimestamp(c.due_at);
     *d->mutable_explanation() = c.explanation;  // the effect below takes the original
     d->set_started_in_state(state().state());
     d->set_started_by(cause_);
-    TANDEM_RETURN_IF_ERROR(ScheduleTimers(*def, d, c.due, false));
+    ScheduleTimers(c, d, /*only_after_now=*/false);
     auto* e = Emit()->mutable_deadline();
     e->set_name(name);
     e->set_due_on(d->due_on());
     *e->mutable_due_at() = d->due_at();
     *e->mutable_explanation() = std::move(c.explanation);
-    return OkStatus();
   }
 
-  Status StartDeadlines(const google::protobuf::RepeatedPtrField<std::string>& names) {
-    for (const auto& name : names) TANDEM_RETURN_IF_ERROR(StartDeadline(name));
-    return OkStatus();
+  void StartDeadlines(const google::protobuf::RepeatedPtrField<std::string>& names) {
+    for (const auto& name : names) StartDeadline(name);
   }
 
   void NotifyAll(v1::NotificationKind kind,
@@ -436,9 +538,9 @@ class Change {
 
   // Moves the case to `to` on `day`. Leaving a state cancels the deadlines scoped to it;
   // entering a final state closes the case and cancels every open deadline.
-  Status EnterState(const std::string& to, CivilDay day) {
+  void EnterState(const std::string& to, CivilDay day) {
     const std::string from = state().state();
-    if (to == from) return OkStatus();
+    if (to == from) return;
     for (auto& d : *state().mutable_deadlines()) {
       const v1::DeadlineDefinition* def = wf_.FindDeadline(d.name());
       if (IsOpen(d) && def != nullptr && def->scope() == v1::DEADLINE_SCOPE_STATE &&
@@ -464,13 +566,12 @@ class Change {
     }
     // A state's notifications go out whenever the case enters it, final or not.
     NotifyAll(v1::NOTIFICATION_KIND_STATE_ENTERED, s->notify());
-    if (s->final()) return OkStatus();
-    return StartDeadlines(s->start_deadlines());
+    if (!s->final()) StartDeadlines(s->start_deadlines());
   }
 
   // Meets every open deadline that `event` meets: on the day its date fact gives, else the
   // London day it occurred.
-  Status MeetDeadlines(const v1::Event& event, CivilDay occurred_on) {
+  void MeetDeadlines(const v1::Event& event, CivilDay occurred_on) {
     for (auto& d : *state().mutable_deadlines()) {
       if (!IsOpen(d)) continue;
       const v1::DeadlineDefinition* def = wf_.FindDeadline(d.name());
@@ -480,12 +581,9 @@ class Change {
         CivilDay met_on = occurred_on;
         if (!m.date_fact().empty()) {
           auto it = event.facts().fields().find(m.date_fact());
-          if (it != event.facts().fields().end()) {
-            TANDEM_ASSIGN_OR_RETURN(met_on, calendar::ParseCivilDay(it->second.string_value()));
-          }
+          if (it != event.facts().fields().end()) met_on = ParseTrusted(it->second.string_value());
         }
-        TANDEM_ASSIGN_OR_RETURN(const CivilDay due, calendar::ParseCivilDay(d.due_on()));
-        const bool late = met_on > due;
+        const bool late = met_on > ParseTrusted(d.due_on());
         d.set_status(late ? v1::DEADLINE_STATUS_MET_LATE : v1::DEADLINE_STATUS_MET);
         d.set_met_on(FormatCivilDay(met_on));
         d.set_met_by(event.event_id());
@@ -498,32 +596,25 @@ class Change {
         break;
       }
     }
-    return OkStatus();
   }
 
-  // Recomputes every open deadline from the case's facts as they now stand.
-  Status RecomputeDeadlines() {
+  // Applies the plan's recomputations of open deadlines, in the case's deadline order; a
+  // recomputation whose due day is unchanged changes nothing.
+  void RecomputeDeadlines() {
     for (auto& d : *state().mutable_deadlines()) {
-      if (!IsOpen(d)) continue;
-      const v1::DeadlineDefinition* def = wf_.FindDeadline(d.name());
-      if (def == nullptr) continue;
-      std::optional<CivilDay> entered;
-      if (d.explanation().anchor() == "state_entered") {
-        TANDEM_ASSIGN_OR_RETURN(entered, calendar::ParseCivilDay(d.explanation().anchor_on()));
-      }
-      TANDEM_ASSIGN_OR_RETURN(Computed c, Compute(*def, entered));
+      if (next_ == plan_.size()) break;
+      if (!IsOpen(d) || plan_[next_].name != d.name()) continue;
+      Computed& c = plan_[next_++];
       if (FormatCivilDay(c.due) == d.due_on()) continue;
-      TANDEM_ASSIGN_OR_RETURN(const Instant due_at, calendar::EndOfLondonDay(c.due));
       DropTimers(&d);
       d.set_due_on(FormatCivilDay(c.due));
-      *d.mutable_due_at() = ToTimestamp(due_at);
+      *d.mutable_due_at() = ToTimestamp(c.due_at);
       *d.mutable_explanation() = c.explanation;
       // A breached deadline whose corrected due day is still ahead is open again.
-      if (d.status() == v1::DEADLINE_STATUS_BREACHED && due_at > now_) {
+      if (d.status() == v1::DEADLINE_STATUS_BREACHED && c.due_at > now_) {
         d.set_status(v1::DEADLINE_STATUS_OPEN);
       }
-      TANDEM_RETURN_IF_ERROR(
-          ScheduleTimers(*def, &d, c.due, d.status() == v1::DEADLINE_STATUS_BREACHED));
+      ScheduleTimers(c, &d, d.status() == v1::DEADLINE_STATUS_BREACHED);
       auto* e = Emit()->mutable_deadline();
       e->set_name(d.name());
       e->set_due_on(d.due_on());
@@ -531,13 +622,13 @@ class Change {
       *e->mutable_explanation() = std::move(c.explanation);
       e->set_recomputed(true);
     }
-    return OkStatus();
   }
 
-  // Records each assessment whose value is new or changed.
-  void Assess() {
+  // Records each assessment whose value is new or changed; `rules` read the case's facts as
+  // the change left them.
+  void Assess(const Rules& rules) {
     for (const auto& a : wf_.definition().assessments()) {
-      const bool value = Holds(a.when());
+      const bool value = rules.Holds(a.when());
       v1::AssessmentValue* slot = nullptr;
       for (auto& v : *state().mutable_assessments()) {
         if (v.name() == a.name()) slot = &v;
@@ -554,12 +645,12 @@ class Change {
     }
   }
 
-  void set_event_type(std::string type) { event_type_ = std::move(type); }
-
   // Completes the change with its timer diff. Timer ids are never reused, so a pending timer is
   // new exactly when its id is above the case's old counter (`old_next_id`), and an old timer is
   // gone exactly when DropTimers removed it; the timer that fired is in neither list.
   Outcome Finish(uint64_t old_next_id, uint64_t fired_timer) {
+    // Every planned computation was used: the plan and the change agree step for step.
+    TANDEM_CHECK(next_ == plan_.size());
     *out_.state.mutable_updated_at() = ToTimestamp(now_);
     for (const auto& d : out_.state.deadlines()) {
       for (const auto& t : d.timers()) {
@@ -575,11 +666,39 @@ class Change {
   }
 
  private:
+  void AddTimer(v1::DeadlineInstance* d, v1::TimerKind kind, uint32_t index, Instant at) {
+    v1::Timer* t = d->add_timers();
+    state().set_next_timer_id(state().next_timer_id() + 1);
+    t->set_id(state().next_timer_id());
+    t->set_deadline(d->name());
+    t->set_kind(kind);
+    t->set_index(index);
+    *t->mutable_due_at() = ToTimestamp(at);
+  }
+
+  // Schedules the deadline's warnings, breach and escalations. With `only_after_now`, only
+  // escalations still in the future (a recomputed deadline that stays breached).
+  void ScheduleTimers(const Computed& c, v1::DeadlineInstance* d, bool only_after_now) {
+    if (!only_after_now) {
+      for (std::size_t i = 0; i < c.warnings.size(); ++i) {
+        // A warning whose day and deadline have both passed says nothing the breach won't.
+        if (c.warnings[i] <= now_ && c.due_at <= now_) continue;
+        AddTimer(d, v1::TIMER_KIND_WARNING, static_cast<uint32_t>(i), c.warnings[i]);
+      }
+      AddTimer(d, v1::TIMER_KIND_BREACH, 0, c.due_at);
+    }
+    for (std::size_t i = 0; i < c.escalations.size(); ++i) {
+      if (only_after_now && c.escalations[i] <= now_) continue;
+      AddTimer(d, v1::TIMER_KIND_ESCALATION, static_cast<uint32_t>(i), c.escalations[i]);
+    }
+  }
+
   const Workflow& wf_;
-  const calendar::WorkingDayCalendar& cal_;
   const Instant now_;
   const std::string cause_;
-  std::string event_type_;
+  const std::string event_type_;
+  std::vector<Computed> plan_;
+  std::size_t next_ = 0;
   int notified_ = 0;
   Outcome out_;
   // Timers removed by DropTimers, for Finish's diff.
@@ -614,22 +733,22 @@ Status CheckEnvelope(const v1::Event& e) {
   return OkStatus();
 }
 
-// Corrects the recorded facts named in `event` (plain, or qualified by event type).
-Result<std::vector<std::string>> CorrectFacts(const Workflow& wf, const v1::Event& event,
-                                              v1::CaseState* state) {
+// Resolves the facts named in a case.facts_corrected event (plain, or qualified by event type)
+// against the case's records, checking each new value; the case is not touched.
+Result<std::vector<Correction>> PlanCorrections(const Workflow& wf, const v1::Event& event,
+                                                const v1::CaseState& state) {
   if (event.facts().fields().empty()) {
     return InvalidArgumentError("case.facts_corrected carries no fact");
   }
   std::vector<std::string> keys;
   for (const auto& [k, v] : event.facts().fields()) keys.push_back(k);
   std::sort(keys.begin(), keys.end());
-  std::vector<std::pair<v1::FactRecord*, std::string>> targets;
-  std::vector<std::string> corrected;
+  std::vector<Correction> corrections;
   for (const auto& key : keys) {
     const internal::FactName split = internal::SplitFactName(key);
-    std::vector<v1::FactRecord*> matches;
+    std::vector<const v1::FactRecord*> matches;
     const v1::FactDefinition* def = nullptr;
-    for (auto& r : *state->mutable_facts()) {
+    for (const auto& r : state.facts()) {
       if (!split.event_type.empty() && r.event_type() != split.event_type) continue;
       const v1::EventTypeDefinition* e = wf.FindEvent(r.event_type());
       const v1::FactDefinition* f =
@@ -651,15 +770,11 @@ Result<std::vector<std::string>> CorrectFacts(const Workflow& wf, const v1::Even
       return InvalidArgumentError("fact '" + key + "' is recorded for " + types +
                                   "; name it as <event type>." + std::string(split.fact));
     }
-    TANDEM_RETURN_IF_ERROR(internal::CheckFactValue(*def, event.facts().fields().at(key)));
-    targets.emplace_back(matches.front(), key);
-    corrected.push_back(matches.front()->event_type() + "." + std::string(split.fact));
+    const google::protobuf::Value& value = event.facts().fields().at(key);
+    TANDEM_RETURN_IF_ERROR(internal::CheckFactValue(*def, value));
+    corrections.push_back({matches.front()->event_type(), std::string(split.fact), &value});
   }
-  for (const auto& [record, key] : targets) {
-    (*record->mutable_facts()->mutable_fields())[std::string(internal::SplitFactName(key).fact)] =
-        event.facts().fields().at(key);
-  }
-  return corrected;
+  return corrections;
 }
 
 }  // namespace
@@ -711,6 +826,19 @@ v1::Effect RejectionEffect(const v1::Event& event, const Status& status, Instant
 
 Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& event,
                               Instant now) const {
+  if (current == nullptr) return ApplyTo(nullptr, event, now);
+  v1::CaseState copy = *current;
+  return ApplyTo(&copy, event, now);
+}
+
+Result<Outcome> Engine::ApplyTaking(v1::CaseState* current, const v1::Event& event,
+                                    Instant now) const {
+  TANDEM_CHECK(current != nullptr);  // REQUIRES in the header
+  return ApplyTo(current, event, now);
+}
+
+Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, Instant now) const {
+  // Phase 1: every check and every fallible computation, on the case as it is.
   TANDEM_RETURN_IF_ERROR(CheckEnvelope(event));
   if (!workflows_.KnowsEventType(event.type())) {
     return InvalidArgumentError("unknown event type '" + event.type() + "'");
@@ -748,117 +876,152 @@ Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& eve
   TANDEM_ASSIGN_OR_RETURN(const CivilDay occurred_on,
                           calendar::LondonDay(ToInstant(event.occurred_at())));
 
-  v1::CaseState start;
-  if (current != nullptr) {
-    start = *current;
-  } else {
-    start.set_case_id(event.case_id());
-    start.set_partnership(event.partnership());
-    start.set_workflow(wf->name());
-    start.set_workflow_version(wf->version());
-    start.set_edition(wf->edition_label());
-    *start.mutable_opened_at() = ToTimestamp(now);
-  }
-  const uint64_t old_next_id = start.next_timer_id();
-  start.set_events_applied(start.events_applied() + 1);
-  Change change(*wf, calendar_, std::move(start), now, event.event_id());
-  change.set_event_type(event.type());
-
-  if (event.type() == kFactsCorrected) {
-    TANDEM_ASSIGN_OR_RETURN(auto corrected, CorrectFacts(*wf, event, &change.state()));
-    auto* e = change.Emit()->mutable_corrected();
-    for (const auto& name : corrected) e->add_facts(name);
-    TANDEM_RETURN_IF_ERROR(change.RecomputeDeadlines());
-    change.Assess();
-    return change.Finish(old_next_id, 0);
-  }
-  TANDEM_RETURN_IF_ERROR(internal::CheckFacts(*type, event.facts()));
-  change.RecordFacts(event);
-  if (event.type() == kWithdrawn) {
-    TANDEM_RETURN_IF_ERROR(change.EnterState(std::string(kWithdrawnState), occurred_on));
-    return change.Finish(old_next_id, 0);
-  }
-
+  static const v1::CaseState kNoCase;
+  const v1::CaseState& before = current != nullptr ? *current : kNoCase;
+  const std::string& state_now = before.state();
+  std::vector<Computed> plan;
+  std::vector<Correction> corrections;
   const v1::TransitionDefinition* taken = nullptr;
-  bool from_matched = false;
-  for (const v1::TransitionDefinition* t : wf->TransitionsOn(event.type())) {
-    if (current != nullptr && !t->from().empty() &&
-        std::find(t->from().begin(), t->from().end(), current->state()) == t->from().end()) {
-      continue;
+  if (event.type() == kFactsCorrected) {
+    TANDEM_ASSIGN_OR_RETURN(corrections, PlanCorrections(*wf, event, before));
+    const Rules rules(*wf, calendar_, FactView(before.facts()).WithCorrections(corrections));
+    for (const auto& d : before.deadlines()) {
+      const v1::DeadlineDefinition* def = wf->FindDeadline(d.name());
+      if (!IsOpen(d) || def == nullptr) continue;
+      // A deadline that counted from a state entry keeps that day.
+      const CivilDay entered =
+          ParseTrusted(d.explanation().anchor() == "state_entered" ? d.explanation().anchor_on()
+                                                                   : before.state_entered_on());
+      TANDEM_ASSIGN_OR_RETURN(Computed c, rules.Compute(*def, state_now, entered));
+      plan.push_back(std::move(c));
     }
-    from_matched = true;
-    if (t->has_when() && !change.Holds(t->when())) continue;
-    taken = t;
-    break;
-  }
-  if (taken == nullptr) {
-    const std::string where = current != nullptr ? "in state '" + current->state() + "'" : "here";
-    return FailedPreconditionError(
-        "event type '" + event.type() + "' is not accepted " + where +
-        (from_matched ? ": no transition's conditions hold for its facts" : ""));
-  }
-  TANDEM_RETURN_IF_ERROR(change.MeetDeadlines(event, occurred_on));
-  for (const auto& name : taken->cancel_deadlines()) {
-    for (auto& d : *change.state().mutable_deadlines()) {
-      if (d.name() == name && IsOpen(d)) change.CancelDeadline(&d, "cancelled by " + event.type());
+  } else {
+    TANDEM_RETURN_IF_ERROR(internal::CheckFacts(*type, event.facts()));
+    if (event.type() != kWithdrawn) {
+      const Rules rules(*wf, calendar_, FactView(before.facts()).WithEvent(event));
+      bool from_matched = false;
+      for (const v1::TransitionDefinition* t : wf->TransitionsOn(event.type())) {
+        if (current != nullptr && !t->from().empty() &&
+            std::find(t->from().begin(), t->from().end(), state_now) == t->from().end()) {
+          continue;
+        }
+        from_matched = true;
+        if (t->has_when() && !rules.Holds(t->when())) continue;
+        taken = t;
+        break;
+      }
+      if (taken == nullptr) {
+        const std::string where = current != nullptr ? "in state '" + state_now + "'" : "here";
+        return FailedPreconditionError(
+            "event type '" + event.type() + "' is not accepted " + where +
+            (from_matched ? ": no transition's conditions hold for its facts" : ""));
+      }
+      // The starts the change will make, in its order: the new state's, then the transition's
+      // (unless the new state closes the case).
+      const bool moves = !taken->to().empty() && taken->to() != state_now;
+      const std::string& state_after = moves ? taken->to() : state_now;
+      const CivilDay entered = moves ? occurred_on : ParseTrusted(before.state_entered_on());
+      if (moves)
+        TANDEM_RETURN_IF_ERROR(PlanEntry(*wf, rules, state_now, taken->to(), occurred_on, &plan));
+      if (!wf->FindState(state_after)->final()) {
+        TANDEM_RETURN_IF_ERROR(
+            PlanStarts(*wf, rules, taken->start_deadlines(), state_after, entered, &plan));
+      }
     }
   }
-  if (!taken->to().empty()) TANDEM_RETURN_IF_ERROR(change.EnterState(taken->to(), occurred_on));
-  if (!change.state().closed()) {
-    TANDEM_RETURN_IF_ERROR(change.StartDeadlines(taken->start_deadlines()));
+
+  // Phase 2: the change itself, which cannot fail.
+  v1::CaseState state;
+  if (current != nullptr) {
+    state = std::move(*current);
+  } else {
+    state.set_case_id(event.case_id());
+    state.set_partnership(event.partnership());
+    state.set_workflow(wf->name());
+    state.set_workflow_version(wf->version());
+    state.set_edition(wf->edition_label());
+    *state.mutable_opened_at() = ToTimestamp(now);
   }
-  change.NotifyAll(v1::NOTIFICATION_KIND_TRANSITION, taken->notify());
-  change.Assess();
+  const uint64_t old_next_id = state.next_timer_id();
+  state.set_events_applied(state.events_applied() + 1);
+  Change change(*wf, std::move(state), now, event.event_id(), event.type(), std::move(plan));
+  if (event.type() == kFactsCorrected) {
+    change.Correct(corrections);
+    change.RecomputeDeadlines();
+  } else if (event.type() == kWithdrawn) {
+    change.RecordFacts(event);
+    change.EnterState(std::string(kWithdrawnState), occurred_on);
+    return change.Finish(old_next_id, 0);
+  } else {
+    change.RecordFacts(event);
+    change.MeetDeadlines(event, occurred_on);
+    change.CancelNamed(taken->cancel_deadlines(), "cancelled by " + event.type());
+    if (!taken->to().empty()) change.EnterState(taken->to(), occurred_on);
+    if (!change.state().closed()) change.StartDeadlines(taken->start_deadlines());
+    change.NotifyAll(v1::NOTIFICATION_KIND_TRANSITION, taken->notify());
+  }
+  change.Assess(Rules(*wf, calendar_, FactView(change.state().facts())));
   return change.Finish(old_next_id, 0);
 }
 
-bool Engine::FiringMayFail(const v1::CaseState& current, uint64_t timer_id) const {
-  const Workflow* wf = workflows_.Find(current.workflow(), current.workflow_version());
-  if (wf == nullptr) return true;
-  for (const auto& d : current.deadlines()) {
-    for (const auto& t : d.timers()) {
-      if (t.id() != timer_id) continue;
-      const v1::DeadlineDefinition* def = wf->FindDeadline(d.name());
-      return def == nullptr ||
-             (t.kind() == v1::TIMER_KIND_BREACH && !def->on_breach().move_to().empty());
-    }
-  }
-  return true;
+Result<Outcome> Engine::Fire(const v1::CaseState& current, uint64_t timer_id, Instant now) const {
+  v1::CaseState copy = current;
+  return FireTaking(&copy, timer_id, now);
 }
 
-Result<Outcome> Engine::Fire(v1::CaseState current, uint64_t timer_id, Instant now) const {
-  TANDEM_ASSIGN_OR_RETURN(const Workflow* wf, CaseWorkflow(workflows_, current));
-  // The timer diff needs only the old timer counter (Change records what it removes); keep it
-  // and hand the state itself to the change without copying it.
-  const uint64_t old_next_id = current.next_timer_id();
-  const std::string case_id = current.case_id();
-  const std::string state_name = current.state();
-  Change change(*wf, calendar_, std::move(current), now, "timer:" + std::to_string(timer_id));
-  v1::DeadlineInstance* deadline = nullptr;
-  v1::Timer timer;
-  for (auto& d : *change.state().mutable_deadlines()) {
-    for (int i = 0; i < d.timers_size(); ++i) {
-      if (d.timers(i).id() != timer_id) continue;
-      timer = d.timers(i);
-      d.mutable_timers()->DeleteSubrange(i, 1);
-      deadline = &d;
-      break;
+Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, Instant now) const {
+  TANDEM_CHECK(current != nullptr);  // REQUIRES in the header
+  // Phase 1, on the case as it is.
+  TANDEM_ASSIGN_OR_RETURN(const Workflow* wf, CaseWorkflow(workflows_, *current));
+  int deadline_index = -1;
+  int timer_index = -1;
+  for (int i = 0; i < current->deadlines_size() && deadline_index < 0; ++i) {
+    const auto& timers = current->deadlines(i).timers();
+    for (int j = 0; j < timers.size(); ++j) {
+      if (timers.Get(j).id() == timer_id) {
+        deadline_index = i;
+        timer_index = j;
+        break;
+      }
     }
-    if (deadline != nullptr) break;
   }
-  if (deadline == nullptr) {
-    return NotFoundError("case '" + case_id + "' has no pending timer " + std::to_string(timer_id));
+  if (deadline_index < 0) {
+    return NotFoundError("case '" + current->case_id() + "' has no pending timer " +
+                         std::to_string(timer_id));
   }
-  const v1::DeadlineDefinition* def = wf->FindDeadline(deadline->name());
+  const v1::DeadlineInstance& found = current->deadlines(deadline_index);
+  const v1::DeadlineDefinition* def = wf->FindDeadline(found.name());
   if (def == nullptr) {
-    return FailedPreconditionError("deadline '" + deadline->name() + "' is not in workflow '" +
+    return FailedPreconditionError("deadline '" + found.name() + "' is not in workflow '" +
                                    wf->name() + "'");
   }
+  const v1::Timer timer = found.timers(timer_index);
   const Instant due = ToInstant(timer.due_at());
   const bool late = now > due;
   const auto& suppressed_in = def->suppressed_in_states();
-  const bool suppressed =
-      std::find(suppressed_in.begin(), suppressed_in.end(), state_name) != suppressed_in.end();
+  const bool suppressed = std::find(suppressed_in.begin(), suppressed_in.end(), current->state()) !=
+                          suppressed_in.end();
+  const std::string& move_to = def->on_breach().move_to();
+  const bool moves = timer.kind() == v1::TIMER_KIND_BREACH && !suppressed && !move_to.empty();
+  CivilDay breach_day{};
+  std::vector<Computed> plan;
+  if (moves) {
+    // The case moves on the day the deadline passed, however late the timer fired.
+    TANDEM_ASSIGN_OR_RETURN(breach_day, calendar::LondonDay(due));
+    const Rules rules(*wf, calendar_, FactView(current->facts()));
+    TANDEM_RETURN_IF_ERROR(PlanEntry(*wf, rules, current->state(), move_to, breach_day, &plan));
+  }
+  if (timer.kind() != v1::TIMER_KIND_WARNING && timer.kind() != v1::TIMER_KIND_BREACH &&
+      timer.kind() != v1::TIMER_KIND_ESCALATION) {
+    return InternalError("timer " + std::to_string(timer_id) + " has no kind");
+  }
+
+  // Phase 2, which cannot fail.
+  const uint64_t old_next_id = current->next_timer_id();
+  Change change(*wf, std::move(*current), now, "timer:" + std::to_string(timer_id), "",
+                std::move(plan));
+  v1::DeadlineInstance* deadline = change.state().mutable_deadlines(deadline_index);
+  deadline->mutable_timers()->DeleteSubrange(timer_index, 1);
   switch (timer.kind()) {
     case v1::TIMER_KIND_WARNING: {
       const auto& w = def->warnings(static_cast<int>(timer.index()));
@@ -880,15 +1043,11 @@ Result<Outcome> Engine::Fire(v1::CaseState current, uint64_t timer_id, Instant n
       if (!suppressed) {
         change.Notify(v1::NOTIFICATION_KIND_DEADLINE_BREACHED, def->on_breach().notify(),
                       def->on_breach().subject(), "", deadline);
-        if (!def->on_breach().move_to().empty()) {
-          // The case moves on the day the deadline passed, however late the timer fired.
-          TANDEM_ASSIGN_OR_RETURN(const CivilDay day, calendar::LondonDay(due));
-          TANDEM_RETURN_IF_ERROR(change.EnterState(def->on_breach().move_to(), day));
-        }
+        if (moves) change.EnterState(move_to, breach_day);
       }
       break;
     }
-    case v1::TIMER_KIND_ESCALATION: {
+    default: {  // TIMER_KIND_ESCALATION, checked above
       if (deadline->status() == v1::DEADLINE_STATUS_BREACHED && !suppressed) {
         const auto& esc = def->escalations(static_cast<int>(timer.index()));
         change.Notify(v1::NOTIFICATION_KIND_DEADLINE_ESCALATED, esc.notify(), esc.subject(), "",
@@ -896,8 +1055,6 @@ Result<Outcome> Engine::Fire(v1::CaseState current, uint64_t timer_id, Instant n
       }
       break;
     }
-    default:
-      return InternalError("timer " + std::to_string(timer_id) + " has no kind");
   }
   return change.Finish(old_next_id, timer_id);
 }

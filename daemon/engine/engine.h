@@ -37,7 +37,7 @@ class Engine {
       : workflows_(workflows), calendar_(calendar) {}
 
   // Applies `event` to `current` (nullptr when no case with the event's case_id exists) at the
-  // instant `now`, returning the new state and its effects.
+  // instant `now`, returning the new state and its effects. Copies the case.
   // Errors are rejections; the case is then unchanged:
   //   kInvalidArgument   a malformed envelope; an unknown event type; an unknown, ill-typed or
   //                      missing required fact (the message names the fact, never its value);
@@ -51,23 +51,34 @@ class Engine {
   Result<Outcome> Apply(const v1::CaseState* current, const v1::Event& event,
                         calendar::Instant now) const;
 
-  // Fires the pending timer `timer_id` of `current` at `now` (at or after the timer's due
-  // instant; a timer fired after it is marked late). Takes the case by value: a caller done
-  // with its copy moves it in and saves a deep copy per firing.
-  // Returns kNotFound if the case has no such pending timer, kFailedPrecondition if the case's
-  // workflow version is not loaded.
-  Result<Outcome> Fire(v1::CaseState current, uint64_t timer_id, calendar::Instant now) const;
+  // As Apply, but takes the case out of `*current` instead of copying it, and only when the
+  // event is accepted: every check and every computation that can fail runs before the first
+  // change, so on an error `*current` is exactly as it was. A caller done with its copy of the
+  // case saves a deep copy per event. REQUIRES: current != nullptr.
+  Result<Outcome> ApplyTaking(v1::CaseState* current, const v1::Event& event,
+                              calendar::Instant now) const;
 
-  // Returns whether Fire(`current`, `timer_id`) can fail after it has begun changing the case:
-  // a breach that moves the case into another state starts that state's deadlines, which may
-  // lie past the calendar's data; an unknown timer or workflow fails too. A caller that moves
-  // its only copy of the case into Fire keeps a copy when this is true.
-  bool FiringMayFail(const v1::CaseState& current, uint64_t timer_id) const;
+  // Fires the pending timer `timer_id` of `current` at `now` (at or after the timer's due
+  // instant; a timer fired after it is marked late). Copies the case.
+  // Returns kNotFound if the case has no such pending timer, kFailedPrecondition if the case's
+  // workflow version is not loaded, kOutOfRange if a breach moves the case into a state whose
+  // deadline lies beyond the calendar's data.
+  Result<Outcome> Fire(const v1::CaseState& current, uint64_t timer_id,
+                       calendar::Instant now) const;
+
+  // As Fire, but takes the case out of `*current`, only on success (as ApplyTaking).
+  // REQUIRES: current != nullptr.
+  Result<Outcome> FireTaking(v1::CaseState* current, uint64_t timer_id,
+                             calendar::Instant now) const;
 
   const WorkflowSet& workflows() const { return workflows_; }
   const calendar::WorkingDayCalendar& calendar() const { return calendar_; }
 
  private:
+  // Apply and ApplyTaking: `current` is null for a new case, and taken only on success.
+  Result<Outcome> ApplyTo(v1::CaseState* current, const v1::Event& event,
+                          calendar::Instant now) const;
+
   const WorkflowSet& workflows_;
   const calendar::WorkingDayCalendar& calendar_;
 };

@@ -17,12 +17,9 @@ void Simulator::FireNext(std::vector<v1::Effect>* effects) {
   auto it = cases_.find(case_id);
   // Every indexed timer belongs to a case this simulator holds: Commit adds both together.
   TANDEM_CHECK(it != cases_.end());
-  // Moved in when the firing cannot fail partway (a deep copy per firing is most of its cost);
-  // copied when it can (a breach moving the case into a state whose deadline lies past the
-  // calendar's data), so that the case stays as it was.
-  auto outcome = engine_.FiringMayFail(it->second, timer_id)
-                     ? engine_.Fire(it->second, timer_id, clock_)
-                     : engine_.Fire(std::move(it->second), timer_id, clock_);
+  // Taken, not copied: on a failure (a breach moving the case into a state whose deadline lies
+  // past the calendar's data) the case stays as it was.
+  auto outcome = engine_.FireTaking(&it->second, timer_id, clock_);
   if (!outcome.ok()) {
     ++failed_timers_;
     v1::Effect e;
@@ -43,7 +40,9 @@ std::vector<v1::Effect> Simulator::Publish(const v1::Event& event) {
   const calendar::Instant at = ToInstant(event.occurred_at());
   std::vector<v1::Effect> effects = AdvanceTo(at);
   auto it = cases_.find(event.case_id());
-  auto outcome = engine_.Apply(it == cases_.end() ? nullptr : &it->second, event, clock_);
+  // Taken, not copied, when the case exists: a rejected event leaves it as it was.
+  auto outcome = it == cases_.end() ? engine_.Apply(nullptr, event, clock_)
+                                    : engine_.ApplyTaking(&it->second, event, clock_);
   if (!outcome.ok()) {
     effects.push_back(RejectionEffect(event, outcome.status(), clock_));
     return effects;

@@ -1129,15 +1129,62 @@ TEST_F(StagesTest, MetDeadlineHasNoTimersLeftToFire) {
   EXPECT_EQ(outcome.status().message(), "case 'J-1' has no pending timer 2");
 }
 
-TEST_F(StagesTest, FiringMayFailOnlyForABreachThatMovesTheCaseOrAnUnknownTimer) {
+// ApplyTaking and FireTaking take the case only when they succeed: every check and every
+// computation that can fail runs before the first change.
+
+TEST_F(StagesTest, FireTakingLeavesTheCaseUntouchedWhenTheBreachCannotMoveIt) {
+  // Due Wednesday 2028-12-27; the breach would move the case to overdue on the 28th, whose chase
+  // deadline (10 calendar days later) lies past the calendar's data.
+  Open("2028-12-21");
+  const v1::CaseState before = driver_.state();
+  v1::CaseState taken = before;
+  auto outcome = driver_.engine().FireTaking(&taken, 1, At("2028-12-28T00:00:00Z"));
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.status().code(), StatusCode::kOutOfRange);
+  EXPECT_TRUE(MessageDifferencer::Equals(taken, before));
+}
+
+TEST_F(StagesTest, FireTakingTakesTheCaseWhenItSucceeds) {
   Open();
+  v1::CaseState taken = driver_.state();
+  auto outcome = driver_.engine().FireTaking(&taken, 1, At("2027-03-04T00:00:00Z"));
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_EQ(outcome->state.state(), "overdue");
+  EXPECT_EQ(test::Deadline(outcome->state, "job_due")->status(), v1::DEADLINE_STATUS_BREACHED);
+}
+
+TEST_F(EngineTest, ApplyTakingLeavesTheCaseUntouchedOnEveryKindOfRejection) {
+  Open();
+  const v1::CaseState before = driver_.state();
   const Engine& engine = driver_.engine();
-  EXPECT_TRUE(engine.FiringMayFail(driver_.state(), 1));   // job_due breach: move_to overdue
-  EXPECT_FALSE(engine.FiringMayFail(driver_.state(), 2));  // job_due escalation
-  EXPECT_TRUE(engine.FiringMayFail(driver_.state(), 99));
-  v1::CaseState unloaded = driver_.state();
-  unloaded.set_workflow_version(9);
-  EXPECT_TRUE(engine.FiringMayFail(unloaded, 2));
+  // Refused by a check: not accepted in state screening.
+  v1::CaseState taken = before;
+  auto early =
+      engine.ApplyTaking(&taken,
+                         Event("rr", kCase, "rapid_review.submitted", "2026-12-28T10:00:00Z",
+                               {{"submitted_on", "2026-12-28"}, {"decision", "lcspr"}}),
+                         At("2026-12-28T10:00:00Z"));
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(MessageDifferencer::Equals(taken, before));
+  // Refused by a deadline computation: the corrected awareness puts sin_notification past the
+  // calendar's data, found only by recomputing the open deadlines.
+  auto late = engine.ApplyTaking(&taken,
+                                 Event("fc", kCase, "case.facts_corrected", "2026-12-28T10:00:00Z",
+                                       {{"became_aware_on", "2028-12-29"}}),
+                                 At("2026-12-28T10:00:00Z"));
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().code(), StatusCode::kOutOfRange);
+  EXPECT_TRUE(MessageDifferencer::Equals(taken, before));
+  // Accepted: the outcome carries the case on.
+  auto accepted =
+      engine.ApplyTaking(&taken,
+                         Event("ns", kCase, "notification.submitted", "2026-12-29T10:00:00Z",
+                               {{"submitted_on", "2026-12-29"}}),
+                         At("2026-12-29T10:00:00Z"));
+  ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
+  EXPECT_EQ(accepted->state.state(), "notified");
+  EXPECT_EQ(accepted->state.events_applied(), before.events_applied() + 1);
 }
 
 TEST_F(StagesTest, EnteringAFinalStateSendsItsNotifications) {
