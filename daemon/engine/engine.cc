@@ -38,8 +38,8 @@ CivilDay ParseTrusted(const std::string& text) {
 }
 
 // Replaces {name} placeholders (the workflow checker refused unknown ones).
-std::string Render(const std::string& tmpl,
-                   const std::vector<std::pair<std::string_view, std::string>>& vars) {
+std::string Render(std::string_view tmpl,
+                   const std::vector<std::pair<std::string_view, std::string_view>>& vars) {
   std::string out;
   out.reserve(tmpl.size() + 32);
   for (std::size_t i = 0; i < tmpl.size(); ++i) {
@@ -167,12 +167,13 @@ class Rules {
         const google::protobuf::Value* v = facts_.Lookup(f.name(), nullptr);
         switch (f.test_case()) {
           case v1::FactCondition::kEquals:
-            return v != nullptr && internal::ValueText(*v) == f.equals();
+            return v != nullptr && internal::ValueTextIs(*v, f.equals());
           case v1::FactCondition::kIn: {
             if (v == nullptr) return false;
-            const std::string text = internal::ValueText(*v);
             const auto& vals = f.in().values();
-            return std::find(vals.begin(), vals.end(), text) != vals.end();
+            return std::any_of(vals.begin(), vals.end(), [v](const std::string& text) {
+              return internal::ValueTextIs(*v, text);
+            });
           }
           case v1::FactCondition::kPresent:
             return (v != nullptr) == f.present();
@@ -425,19 +426,19 @@ class Change {
     if (roles.empty()) return;
     const v1::DeadlineDefinition* def =
         deadline != nullptr ? wf_.FindDeadline(deadline->name()) : nullptr;
-    const std::vector<std::pair<std::string_view, std::string>> vars = {
+    // Views, not copies: every value outlives the rendering below.
+    const std::vector<std::pair<std::string_view, std::string_view>> vars = {
         {"case_id", state().case_id()},
         {"partnership", state().partnership()},
         {"workflow", wf_.name()},
         {"state", state().state()},
         {"event_type", event_type_},
-        {"deadline", deadline != nullptr ? deadline->name() : ""},
-        {"due_on", deadline != nullptr ? deadline->due_on() : ""},
-        {"title", def != nullptr ? def->title() : ""},
+        {"deadline", deadline != nullptr ? std::string_view(deadline->name()) : std::string_view()},
+        {"due_on", deadline != nullptr ? std::string_view(deadline->due_on()) : std::string_view()},
+        {"title", def != nullptr ? std::string_view(def->title()) : std::string_view()},
         {"edition", wf_.edition_label()},
     };
-    std::string subject_default;
-    std::string body_default;
+    std::string_view subject_default;
     switch (kind) {
       case v1::NOTIFICATION_KIND_DEADLINE_WARNING:
         subject_default = "Due {due_on}: {title} (case {case_id})";
@@ -455,19 +456,21 @@ class Change {
         subject_default = "Case {case_id}: {event_type}";
         break;
     }
-    body_default = deadline != nullptr
-                       ? "Partnership {partnership}, workflow {workflow}, case {case_id}: "
-                         "deadline {deadline} ({title}) is due by the end of {due_on}. "
-                         "Rules: {edition}."
-                       : "Partnership {partnership}, workflow {workflow}, case {case_id} is now "
-                         "in state {state}.";
+    const std::string_view body_default =
+        deadline != nullptr
+            ? "Partnership {partnership}, workflow {workflow}, case {case_id}: "
+              "deadline {deadline} ({title}) is due by the end of {due_on}. "
+              "Rules: {edition}."
+            : "Partnership {partnership}, workflow {workflow}, case {case_id} is now "
+              "in state {state}.";
     v1::Effect* e = Emit();
     v1::Notification* n = e->mutable_notification();
     n->set_notification_id(state().case_id() + ":" + cause_ + ":" + std::to_string(++notified_));
     n->set_kind(kind);
     *n->mutable_roles() = roles;
-    n->set_subject(Render(subject_tmpl.empty() ? subject_default : subject_tmpl, vars));
-    n->set_body(Render(body_tmpl.empty() ? body_default : body_tmpl, vars));
+    n->set_subject(
+        Render(subject_tmpl.empty() ? subject_default : std::string_view(subject_tmpl), vars));
+    n->set_body(Render(body_tmpl.empty() ? body_default : std::string_view(body_tmpl), vars));
     n->set_workflow(wf_.name());
     n->set_partnership(state().partnership());
     if (deadline != nullptr) {

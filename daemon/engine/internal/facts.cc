@@ -175,4 +175,11 @@ std::string ValueText(const google::protobuf::Value& value) {
   }
 }
 
+bool ValueTextIs(const google::protobuf::Value& value, std::string_view text) {
+  if (value.kind_case() == google::protobuf::Value::kStringValue) {
+    return value.string_value() == text;
+  }
+  return ValueText(value) == text;
+}
+
 }  // namespace tandem::engine::internal

@@ -54,4 +54,8 @@ Status CheckFacts(const v1::EventTypeDefinition& event, const google::protobuf::
 // Returns the value as the text conditions compare with.
 std::string ValueText(const google::protobuf::Value& value);
 
+// Returns whether ValueText(value) == text, without copying a string value (conditions are
+// evaluated on every event).
+bool ValueTextIs(const google::protobuf::Value& value, std::string_view text);
+
 }  // namespace tandem::engine::internal
