@@ -1,6 +1,7 @@
 #include "daemon/engine/engine.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 
 #include "daemon/engine/internal/facts.h"
@@ -25,6 +26,11 @@ std::string PluralDays(uint32_t n, std::string_view kind) {
   return std::to_string(n) + " " + std::string(kind) + (n == 1 ? " day" : " days");
 }
 
+// Sets `ts` in place (building a Timestamp and copying it in costs an allocation and a copy).
+void SetTimestamp(google::protobuf::Timestamp* ts, Instant instant) {
+  ts->set_seconds(instant.time_since_epoch().count());
+}
+
 bool IsOpen(const v1::DeadlineInstance& d) {
   return d.status() == v1::DEADLINE_STATUS_OPEN || d.status() == v1::DEADLINE_STATUS_BREACHED;
 }
@@ -37,28 +43,30 @@ CivilDay ParseTrusted(const std::string& text) {
   return *day;
 }
 
-// Replaces {name} placeholders (the workflow checker refused unknown ones).
-std::string Render(std::string_view tmpl,
-                   const std::vector<std::pair<std::string_view, std::string_view>>& vars) {
+// A template's placeholder values, by name.
+using TemplateVars = std::array<std::pair<std::string_view, std::string_view>, 9>;
+
+// Replaces {name} placeholders (the workflow checker refused unknown ones), copying the text
+// between them in runs.
+std::string Render(std::string_view tmpl, const TemplateVars& vars) {
   std::string out;
-  out.reserve(tmpl.size() + 32);
-  for (std::size_t i = 0; i < tmpl.size(); ++i) {
-    if (tmpl[i] == '{') {
-      const std::size_t close = tmpl.find('}', i);
-      if (close != std::string::npos) {
-        const std::string_view name(tmpl.data() + i + 1, close - i - 1);
-        for (const auto& [k, v] : vars) {
-          if (k == name) {
-            out += v;
-            break;
-          }
-        }
-        i = close;
-        continue;
+  out.reserve(tmpl.size() + 64);
+  std::size_t done = 0;
+  while (done < tmpl.size()) {
+    const std::size_t open = tmpl.find('{', done);
+    const std::size_t close = open == std::string_view::npos ? open : tmpl.find('}', open);
+    if (close == std::string_view::npos) break;
+    out.append(tmpl.substr(done, open - done));
+    const std::string_view name = tmpl.substr(open + 1, close - open - 1);
+    for (const auto& [k, v] : vars) {
+      if (k == name) {
+        out.append(v);
+        break;
       }
     }
-    out += tmpl[i];
+    done = close + 1;
   }
+  out.append(tmpl.substr(done));
   return out;
 }
 
@@ -413,7 +421,7 @@ class Change {
 
   v1::Effect* Emit() {
     v1::Effect& e = out_.effects.emplace_back();
-    *e.mutable_at() = ToTimestamp(now_);
+    SetTimestamp(e.mutable_at(), now_);
     e.set_case_id(out_.state.case_id());
     e.set_cause(cause_);
     return &e;
@@ -427,7 +435,7 @@ class Change {
     const v1::DeadlineDefinition* def =
         deadline != nullptr ? wf_.FindDeadline(deadline->name()) : nullptr;
     // Views, not copies: every value outlives the rendering below.
-    const std::vector<std::pair<std::string_view, std::string_view>> vars = {
+    const TemplateVars vars = {{
         {"case_id", state().case_id()},
         {"partnership", state().partnership()},
         {"workflow", wf_.name()},
@@ -437,7 +445,7 @@ class Change {
         {"due_on", deadline != nullptr ? std::string_view(deadline->due_on()) : std::string_view()},
         {"title", def != nullptr ? std::string_view(def->title()) : std::string_view()},
         {"edition", wf_.edition_label()},
-    };
+    }};
     std::string_view subject_default;
     switch (kind) {
       case v1::NOTIFICATION_KIND_DEADLINE_WARNING:
@@ -518,7 +526,7 @@ class Change {
     d->set_name(name);
     d->set_status(v1::DEADLINE_STATUS_OPEN);
     d->set_due_on(FormatCivilDay(c.due));
-    *d->mutable_due_at() = ToTimestamp(c.due_at);
+    SetTimestamp(d->mutable_due_at(), c.due_at);
     *d->mutable_explanation() = c.explanation;  // the effect below takes the original
     d->set_started_in_state(state().state());
     d->set_started_by(cause_);
@@ -611,7 +619,7 @@ class Change {
       if (FormatCivilDay(c.due) == d.due_on()) continue;
       DropTimers(&d);
       d.set_due_on(FormatCivilDay(c.due));
-      *d.mutable_due_at() = ToTimestamp(c.due_at);
+      SetTimestamp(d.mutable_due_at(), c.due_at);
       *d.mutable_explanation() = c.explanation;
       // A breached deadline whose corrected due day is still ahead is open again.
       if (d.status() == v1::DEADLINE_STATUS_BREACHED && c.due_at > now_) {
@@ -654,7 +662,7 @@ class Change {
   Outcome Finish(uint64_t old_next_id, uint64_t fired_timer) {
     // Every planned computation was used: the plan and the change agree step for step.
     TANDEM_CHECK(next_ == plan_.size());
-    *out_.state.mutable_updated_at() = ToTimestamp(now_);
+    SetTimestamp(out_.state.mutable_updated_at(), now_);
     for (const auto& d : out_.state.deadlines()) {
       for (const auto& t : d.timers()) {
         if (t.id() > old_next_id) out_.timers_set.push_back(t);
@@ -676,7 +684,7 @@ class Change {
     t->set_deadline(d->name());
     t->set_kind(kind);
     t->set_index(index);
-    *t->mutable_due_at() = ToTimestamp(at);
+    SetTimestamp(t->mutable_due_at(), at);
   }
 
   // Schedules the deadline's warnings, breach and escalations. With `only_after_now`, only
@@ -816,7 +824,7 @@ std::vector<v1::Timer> PendingTimers(const v1::CaseState& state) {
 
 v1::Effect RejectionEffect(const v1::Event& event, const Status& status, Instant now) {
   v1::Effect e;
-  *e.mutable_at() = ToTimestamp(now);
+  SetTimestamp(e.mutable_at(), now);
   e.set_case_id(event.case_id());
   e.set_cause(event.event_id());
   auto* r = e.mutable_rejected();
@@ -943,7 +951,7 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
     state.set_workflow(wf->name());
     state.set_workflow_version(wf->version());
     state.set_edition(wf->edition_label());
-    *state.mutable_opened_at() = ToTimestamp(now);
+    SetTimestamp(state.mutable_opened_at(), now);
   }
   const uint64_t old_next_id = state.next_timer_id();
   state.set_events_applied(state.events_applied() + 1);
@@ -963,7 +971,10 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
     if (!change.state().closed()) change.StartDeadlines(taken->start_deadlines());
     change.NotifyAll(v1::NOTIFICATION_KIND_TRANSITION, taken->notify());
   }
-  change.Assess(Rules(*wf, calendar_, FactView(change.state().facts())));
+  // Assessed when the case opens and whenever facts they read may have changed.
+  if (current == nullptr || event.type() == kFactsCorrected || wf->AssessmentsRead(event.type())) {
+    change.Assess(Rules(*wf, calendar_, FactView(change.state().facts())));
+  }
   return change.Finish(old_next_id, 0);
 }
 

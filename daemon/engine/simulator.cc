@@ -2,30 +2,30 @@
 
 namespace tandem::engine {
 
-void Simulator::Commit(Outcome outcome, std::vector<v1::Effect>* effects) {
-  const std::string& id = outcome.state.case_id();
+void Simulator::Commit(Cases::iterator slot, Outcome outcome, std::vector<v1::Effect>* effects) {
+  const std::string* id = &slot->first;
   for (const auto& t : outcome.timers_cancelled) timers_.erase({ToInstant(t.due_at()), id, t.id()});
   for (const auto& t : outcome.timers_set) timers_.insert({ToInstant(t.due_at()), id, t.id()});
   for (auto& e : outcome.effects) effects->push_back(std::move(e));
-  cases_[id] = std::move(outcome.state);
+  slot->second = std::move(outcome.state);
 }
 
 void Simulator::FireNext(std::vector<v1::Effect>* effects) {
-  const auto [due, case_id, timer_id] = *timers_.begin();
+  const TimerKey next = *timers_.begin();
   timers_.erase(timers_.begin());
-  if (clock_ < due) clock_ = due;
-  auto it = cases_.find(case_id);
+  if (clock_ < next.due) clock_ = next.due;
+  auto it = cases_.find(*next.case_id);
   // Every indexed timer belongs to a case this simulator holds: Commit adds both together.
   TANDEM_CHECK(it != cases_.end());
   // Taken, not copied: on a failure (a breach moving the case into a state whose deadline lies
   // past the calendar's data) the case stays as it was.
-  auto outcome = engine_.FireTaking(&it->second, timer_id, clock_);
+  auto outcome = engine_.FireTaking(&it->second, next.timer_id, clock_);
   if (!outcome.ok()) {
     ++failed_timers_;
     v1::Effect e;
     *e.mutable_at() = ToTimestamp(clock_);
-    e.set_case_id(case_id);
-    e.set_cause("timer:" + std::to_string(timer_id));
+    e.set_case_id(it->first);
+    e.set_cause("timer:" + std::to_string(next.timer_id));
     auto* r = e.mutable_rejected();
     r->set_event_type("timer");
     r->set_code(std::string(StatusCodeName(outcome.status().code())));
@@ -33,7 +33,7 @@ void Simulator::FireNext(std::vector<v1::Effect>* effects) {
     effects->push_back(std::move(e));
     return;
   }
-  Commit(std::move(outcome).value(), effects);
+  Commit(it, std::move(outcome).value(), effects);
 }
 
 std::vector<v1::Effect> Simulator::Publish(const v1::Event& event) {
@@ -47,13 +47,14 @@ std::vector<v1::Effect> Simulator::Publish(const v1::Event& event) {
     effects.push_back(RejectionEffect(event, outcome.status(), clock_));
     return effects;
   }
-  Commit(std::move(outcome).value(), &effects);
+  if (it == cases_.end()) it = cases_.emplace(event.case_id(), v1::CaseState()).first;
+  Commit(it, std::move(outcome).value(), &effects);
   return effects;
 }
 
 std::vector<v1::Effect> Simulator::AdvanceTo(calendar::Instant until) {
   std::vector<v1::Effect> effects;
-  while (!timers_.empty() && std::get<0>(*timers_.begin()) <= until) FireNext(&effects);
+  while (!timers_.empty() && timers_.begin()->due <= until) FireNext(&effects);
   if (clock_ < until) clock_ = until;
   return effects;
 }

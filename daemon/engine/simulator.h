@@ -7,7 +7,6 @@
 #include <map>
 #include <set>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "daemon/engine/engine.h"
@@ -40,15 +39,36 @@ class Simulator {
   std::size_t pending_timers() const { return timers_.size(); }
 
  private:
-  void Commit(Outcome outcome, std::vector<v1::Effect>* effects);
+  using Cases = std::map<std::string, v1::CaseState>;
+  // A pending timer: its due instant, its case (the key of the case's node in `cases_`, which
+  // never moves while the case exists) and its id.
+  struct TimerKey {
+    calendar::Instant due;
+    const std::string* case_id;
+    uint64_t timer_id;
+  };
+  // Due order, then (case id, timer id) for timers due at one instant.
+  struct TimerOrder {
+    bool operator()(const TimerKey& a, const TimerKey& b) const {
+      if (a.due != b.due) return a.due < b.due;
+      if (a.case_id != b.case_id) {
+        const int c = a.case_id->compare(*b.case_id);
+        if (c != 0) return c < 0;
+      }
+      return a.timer_id < b.timer_id;
+    }
+  };
+
+  // Stores the outcome's case in `slot` (its node in `cases_`) and indexes its timers.
+  void Commit(Cases::iterator slot, Outcome outcome, std::vector<v1::Effect>* effects);
   void FireNext(std::vector<v1::Effect>* effects);
 
   const Engine& engine_;
   calendar::Instant clock_{};
   std::size_t failed_timers_ = 0;
-  std::map<std::string, v1::CaseState> cases_;
-  // (due, case id, timer id): the earliest is begin().
-  std::set<std::tuple<calendar::Instant, std::string, uint64_t>> timers_;
+  Cases cases_;
+  // The earliest is begin().
+  std::set<TimerKey, TimerOrder> timers_;
 };
 
 }  // namespace tandem::engine

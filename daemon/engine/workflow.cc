@@ -440,6 +440,36 @@ void Workflow::Index() {
   for (const auto& d : def_.deadlines()) deadlines_.emplace(d.name(), &d);
   for (const auto& t : def_.transitions()) transitions_[t.on()].push_back(&t);
   for (const auto& p : def_.parameters()) parameters_.emplace(p.name(), p.default_());
+  for (const auto& a : def_.assessments()) IndexAssessmentInputs(a.when());
+}
+
+void Workflow::IndexAssessmentInputs(const v1::Condition& c) {
+  auto add = [this](const std::string& fact) {
+    for (const auto& [type, def] : internal::ResolveFactName(def_, fact)) {
+      assessment_inputs_.insert(type);
+    }
+  };
+  switch (c.test_case()) {
+    case v1::Condition::kFact:
+      add(c.fact().name());
+      break;
+    case v1::Condition::kAge:
+      add(c.age().dob());
+      for (const auto& on : c.age().on()) add(on);
+      break;
+    case v1::Condition::kAll:
+      for (const auto& x : c.all().conditions()) IndexAssessmentInputs(x);
+      break;
+    case v1::Condition::kAny:
+      for (const auto& x : c.any().conditions()) IndexAssessmentInputs(x);
+      break;
+    case v1::Condition::kNot:
+      IndexAssessmentInputs(c.not_());
+      break;
+    case v1::Condition::kParameter:
+    case v1::Condition::TEST_NOT_SET:
+      break;
+  }
 }
 
 const v1::EventTypeDefinition* Workflow::FindEvent(std::string_view type) const {

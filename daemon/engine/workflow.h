@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,11 +59,18 @@ class Workflow {
   const std::vector<std::string>& starting_events() const { return starting_events_; }
   // The parameter's value: the workflow's default.
   std::string_view Parameter(std::string_view name) const;
+  // Returns whether an event of `event_type` can change what the assessments decide: whether
+  // it declares a fact that one of their conditions reads. Facts an event does not declare are
+  // refused, so another event's facts leave every assessment as it was.
+  bool AssessmentsRead(std::string_view event_type) const {
+    return assessment_inputs_.find(event_type) != assessment_inputs_.end();
+  }
 
  private:
   Workflow() = default;
   Status Check(const internal::LineMap& lines);
   void Index();
+  void IndexAssessmentInputs(const v1::Condition& condition);
 
   v1::WorkflowDefinition def_;
   std::string origin_;
@@ -75,6 +83,7 @@ class Workflow {
   std::map<std::string, std::vector<const v1::TransitionDefinition*>, std::less<>> transitions_;
   std::map<std::string, std::string, std::less<>> parameters_;
   std::vector<std::string> starting_events_;
+  std::set<std::string, std::less<>> assessment_inputs_;
   v1::EventTypeDefinition facts_corrected_;
   v1::EventTypeDefinition withdrawn_;
   v1::StateDefinition withdrawn_state_;

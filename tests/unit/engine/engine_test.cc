@@ -993,6 +993,37 @@ TEST_F(GuardsTest, ConditionReadsFactsRecordedByEarlierEvents) {
             "conditions hold for its facts");
 }
 
+// Assessments are re-evaluated only after events that declare a fact they read (an
+// optimisation): one that reads a later event's fact must still change on that event, and
+// must not be re-recorded on events that cannot change it.
+TEST_F(GuardsTest, AssessmentReadingALaterEventsFactChangesOnThatEvent) {
+  const std::string yaml =
+      test::Replace(std::string(kGuards), "  - {name: strict,",
+                    "  - {name: result_bad, when: {fact: {name: result, equals: bad}}}\n"
+                    "  - {name: strict,");
+  const auto set = test::SetOf(yaml);
+  const Workflow& wf = *set->workflows().front();
+  EXPECT_TRUE(wf.AssessmentsRead("person.seen"));
+  EXPECT_TRUE(wf.AssessmentsRead("person.checked"));
+  EXPECT_FALSE(wf.AssessmentsRead("case.withdrawn"));
+  CaseDriver driver(*set);
+  driver.MustApply(Event("g1", "G-1", "person.seen", "2026-06-15T10:00:00Z",
+                         {{"seen_on", "2026-06-15"}, {"kind", "x"}}));
+  EXPECT_EQ(test::Assessment(driver.state(), "result_bad"), false);
+  EXPECT_THAT(Describe(driver.MustApply(Event("g2", "G-1", "person.checked",
+                                              "2026-06-16T10:00:00Z", {{"result", "bad"}}))),
+              ElementsAre("state seen -> flagged", "assessment result_bad = true"));
+  EXPECT_EQ(test::Assessment(driver.state(), "result_bad"), true);
+}
+
+TEST(AssessmentInputs, ShippedSeriousIncidentReadsOnlyTheReportsFacts) {
+  const Workflow* wf = test::ShippedWorkflows().Find("serious_incident", 1);
+  ASSERT_NE(wf, nullptr);
+  EXPECT_TRUE(wf->AssessmentsRead("incident.reported"));
+  EXPECT_FALSE(wf->AssessmentsRead("notification.submitted"));
+  EXPECT_FALSE(wf->AssessmentsRead("partners.informed"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // State-entered anchors, state scope, breach move_to, escalations, final-state notices
 // (the inline workflow test::kStages).
