@@ -406,7 +406,7 @@ Result<CountedDay> WorkingDayCalendar::Count(CivilDay start, int n, int step) co
       result.skipped.push_back({day, holidays_[next].second});
       next += step;
     } else if (wd == 0 || wd == 6) {
-      result.skipped.push_back({day, std::string(WeekdayName(day))});
+      result.skipped.push_back({day, WeekdayName(day)});
     } else {
       ++counted;
     }

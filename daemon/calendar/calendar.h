@@ -28,10 +28,12 @@ std::string FormatInstant(Instant instant);
 std::string_view WeekdayName(CivilDay day);
 
 // A day that a working-day count stepped over, and why it is not a working day: "Saturday",
-// "Sunday", or the bank holiday's title from the data (e.g. "Christmas Day").
+// "Sunday", or the bank holiday's title from the data (e.g. "Christmas Day"). `reason` views
+// text owned by whoever made the SkippedDay (the calendar, for a count), which must outlive it:
+// a deadline's count steps over several days, and a copy of each reason was a string each.
 struct SkippedDay {
   CivilDay day;
-  std::string reason;
+  std::string_view reason;
   friend bool operator==(const SkippedDay&, const SkippedDay&) = default;
 };
 

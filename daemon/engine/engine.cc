@@ -281,7 +281,7 @@ class Rules {
           if (s.reason != calendar::WeekdayName(s.day)) {
             auto* h = x.add_skipped_holidays();
             h->set_day(day);
-            h->set_title(s.reason);
+            h->set_title(std::string(s.reason));
           }
         }
         amount = PluralDays(offset->working_days(), "working");
@@ -380,8 +380,9 @@ Status PlanEntry(const Workflow& wf, const Rules& rules, const std::string& from
 class Change {
  public:
   Change(const Workflow& wf, v1::CaseState state, Instant now, std::string cause,
-         std::string event_type, std::vector<Computed> plan)
+         std::string event_type, std::vector<Computed> plan, v1::Timeline* into)
       : wf_(wf),
+        into_(into),
         now_(now),
         cause_(std::move(cause)),
         event_type_(std::move(event_type)),
@@ -420,11 +421,11 @@ class Change {
   }
 
   v1::Effect* Emit() {
-    v1::Effect& e = out_.effects.emplace_back();
-    SetTimestamp(e.mutable_at(), now_);
-    e.set_case_id(out_.state.case_id());
-    e.set_cause(cause_);
-    return &e;
+    v1::Effect* e = into_ != nullptr ? into_->add_effects() : &out_.effects.emplace_back();
+    SetTimestamp(e->mutable_at(), now_);
+    e->set_case_id(out_.state.case_id());
+    e->set_cause(cause_);
+    return e;
   }
 
   void Notify(v1::NotificationKind kind,
@@ -705,6 +706,8 @@ class Change {
   }
 
   const Workflow& wf_;
+  // Where the effects go: the caller's timeline, else out_.effects.
+  v1::Timeline* const into_;
   const Instant now_;
   const std::string cause_;
   const std::string event_type_;
@@ -805,11 +808,11 @@ std::vector<calendar::SkippedDay> SkippedDays(const v1::Explanation& explanation
   out.reserve(explanation.skipped_days_size());
   for (const int32_t n : explanation.skipped_days()) {
     const CivilDay day{std::chrono::days(n)};
-    std::string reason(calendar::WeekdayName(day));
+    std::string_view reason = calendar::WeekdayName(day);
     for (const auto& h : explanation.skipped_holidays()) {
       if (h.day() == n) reason = h.title();
     }
-    out.push_back({day, std::move(reason)});
+    out.push_back({day, reason});
   }
   return out;
 }
@@ -835,20 +838,21 @@ v1::Effect RejectionEffect(const v1::Event& event, const Status& status, Instant
   return e;
 }
 
-Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& event,
-                              Instant now) const {
-  if (current == nullptr) return ApplyTo(nullptr, event, now);
+Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& event, Instant now,
+                              v1::Timeline* into) const {
+  if (current == nullptr) return ApplyTo(nullptr, event, now, into);
   v1::CaseState copy = *current;
-  return ApplyTo(&copy, event, now);
+  return ApplyTo(&copy, event, now, into);
 }
 
-Result<Outcome> Engine::ApplyTaking(v1::CaseState* current, const v1::Event& event,
-                                    Instant now) const {
+Result<Outcome> Engine::ApplyTaking(v1::CaseState* current, const v1::Event& event, Instant now,
+                                    v1::Timeline* into) const {
   TANDEM_CHECK(current != nullptr);  // REQUIRES in the header
-  return ApplyTo(current, event, now);
+  return ApplyTo(current, event, now, into);
 }
 
-Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, Instant now) const {
+Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, Instant now,
+                                v1::Timeline* into) const {
   // Phase 1: every check and every fallible computation, on the case as it is.
   TANDEM_RETURN_IF_ERROR(CheckEnvelope(event));
   if (!workflows_.KnowsEventType(event.type())) {
@@ -955,7 +959,8 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   }
   const uint64_t old_next_id = state.next_timer_id();
   state.set_events_applied(state.events_applied() + 1);
-  Change change(*wf, std::move(state), now, event.event_id(), event.type(), std::move(plan));
+  Change change(*wf, std::move(state), now, event.event_id(), event.type(), std::move(plan),
+                into);
   if (event.type() == kFactsCorrected) {
     change.Correct(corrections);
     change.RecomputeDeadlines();
@@ -978,12 +983,14 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   return change.Finish(old_next_id, 0);
 }
 
-Result<Outcome> Engine::Fire(const v1::CaseState& current, uint64_t timer_id, Instant now) const {
+Result<Outcome> Engine::Fire(const v1::CaseState& current, uint64_t timer_id, Instant now,
+                             v1::Timeline* into) const {
   v1::CaseState copy = current;
-  return FireTaking(&copy, timer_id, now);
+  return FireTaking(&copy, timer_id, now, into);
 }
 
-Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, Instant now) const {
+Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, Instant now,
+                                   v1::Timeline* into) const {
   TANDEM_CHECK(current != nullptr);  // REQUIRES in the header
   // Phase 1, on the case as it is.
   TANDEM_ASSIGN_OR_RETURN(const Workflow* wf, CaseWorkflow(workflows_, *current));
@@ -1033,7 +1040,7 @@ Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, In
   // Phase 2, which cannot fail.
   const uint64_t old_next_id = current->next_timer_id();
   Change change(*wf, std::move(*current), now, "timer:" + std::to_string(timer_id), "",
-                std::move(plan));
+                std::move(plan), into);
   v1::DeadlineInstance* deadline = change.state().mutable_deadlines(deadline_index);
   deadline->mutable_timers()->DeleteSubrange(timer_index, 1);
   switch (timer.kind()) {

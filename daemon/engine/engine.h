@@ -18,7 +18,8 @@ namespace tandem::engine {
 struct Outcome {
   // The case after the change.
   v1::CaseState state;
-  // The timeline of the change, in the order it happened.
+  // The timeline of the change, in the order it happened; empty when the caller passed a
+  // timeline of its own, to which the effects were appended instead.
   std::vector<v1::Effect> effects;
   // Pending timers the change added, and those it removed without firing them (a timer that
   // fired is in neither). The daemon mirrors these in its timer index.
@@ -31,6 +32,12 @@ inline constexpr std::size_t kMaxIdBytes = 128;
 
 // Runs workflows against cases. Immutable; keeps references to the workflow set and the
 // calendar, which must outlive it. Safe to use from several threads at once.
+//
+// Every method takes an optional `into`: when given, the change's effects are appended to it
+// (allocated on its arena, if it has one) instead of being returned in Outcome::effects. A
+// caller that handles many changes at a time (the simulator, the daemon's loop turn) keeps
+// their effects on one arena and frees them together; building and freeing each effect on the
+// heap was the main cost of a change. Nothing is appended when the change is refused.
 class Engine {
  public:
   Engine(const WorkflowSet& workflows, const calendar::WorkingDayCalendar& calendar)
@@ -49,35 +56,35 @@ class Engine {
   //   kOutOfRange        a deadline it would set lies beyond the calendar's data
   // Does not keep references to its arguments.
   Result<Outcome> Apply(const v1::CaseState* current, const v1::Event& event,
-                        calendar::Instant now) const;
+                        calendar::Instant now, v1::Timeline* into = nullptr) const;
 
   // As Apply, but takes the case out of `*current` instead of copying it, and only when the
   // event is accepted: every check and every computation that can fail runs before the first
   // change, so on an error `*current` is exactly as it was. A caller done with its copy of the
   // case saves a deep copy per event. REQUIRES: current != nullptr.
   Result<Outcome> ApplyTaking(v1::CaseState* current, const v1::Event& event,
-                              calendar::Instant now) const;
+                              calendar::Instant now, v1::Timeline* into = nullptr) const;
 
   // Fires the pending timer `timer_id` of `current` at `now` (at or after the timer's due
   // instant; a timer fired after it is marked late). Copies the case.
   // Returns kNotFound if the case has no such pending timer, kFailedPrecondition if the case's
   // workflow version is not loaded, kOutOfRange if a breach moves the case into a state whose
   // deadline lies beyond the calendar's data.
-  Result<Outcome> Fire(const v1::CaseState& current, uint64_t timer_id,
-                       calendar::Instant now) const;
+  Result<Outcome> Fire(const v1::CaseState& current, uint64_t timer_id, calendar::Instant now,
+                       v1::Timeline* into = nullptr) const;
 
   // As Fire, but takes the case out of `*current`, only on success (as ApplyTaking).
   // REQUIRES: current != nullptr.
-  Result<Outcome> FireTaking(v1::CaseState* current, uint64_t timer_id,
-                             calendar::Instant now) const;
+  Result<Outcome> FireTaking(v1::CaseState* current, uint64_t timer_id, calendar::Instant now,
+                             v1::Timeline* into = nullptr) const;
 
   const WorkflowSet& workflows() const { return workflows_; }
   const calendar::WorkingDayCalendar& calendar() const { return calendar_; }
 
  private:
   // Apply and ApplyTaking: `current` is null for a new case, and taken only on success.
-  Result<Outcome> ApplyTo(v1::CaseState* current, const v1::Event& event,
-                          calendar::Instant now) const;
+  Result<Outcome> ApplyTo(v1::CaseState* current, const v1::Event& event, calendar::Instant now,
+                          v1::Timeline* into) const;
 
   const WorkflowSet& workflows_;
   const calendar::WorkingDayCalendar& calendar_;
@@ -87,7 +94,8 @@ class Engine {
 v1::Effect RejectionEffect(const v1::Event& event, const Status& status, calendar::Instant now);
 
 // Returns the days `explanation` says its count stepped over, in date order, each with its
-// reason: the bank holiday's title, else "Saturday" or "Sunday".
+// reason: the bank holiday's title, else "Saturday" or "Sunday". The reasons view
+// `explanation`, which must outlive them.
 std::vector<calendar::SkippedDay> SkippedDays(const v1::Explanation& explanation);
 
 // Returns every pending timer of `state`.

@@ -1,16 +1,35 @@
 #include "daemon/engine/simulator.h"
 
 namespace tandem::engine {
+namespace {
 
-void Simulator::Commit(Cases::iterator slot, Outcome outcome, std::vector<v1::Effect>* effects) {
+// The arena's blocks: large, so that a call's effects take few allocations.
+google::protobuf::ArenaOptions ArenaBlocks() {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 64 << 10;
+  options.max_block_size = 1 << 20;
+  return options;
+}
+
+}  // namespace
+
+Simulator::Simulator(const Engine& engine) : engine_(engine), arena_(ArenaBlocks()) {}
+
+v1::Timeline* Simulator::StartCall() {
+  timeline_ = nullptr;
+  arena_.Reset();
+  timeline_ = google::protobuf::Arena::CreateMessage<v1::Timeline>(&arena_);
+  return timeline_;
+}
+
+void Simulator::Commit(Cases::iterator slot, Outcome outcome) {
   const std::string* id = &slot->first;
   for (const auto& t : outcome.timers_cancelled) timers_.erase({ToInstant(t.due_at()), id, t.id()});
   for (const auto& t : outcome.timers_set) timers_.insert({ToInstant(t.due_at()), id, t.id()});
-  for (auto& e : outcome.effects) effects->push_back(std::move(e));
   slot->second = std::move(outcome.state);
 }
 
-void Simulator::FireNext(std::vector<v1::Effect>* effects) {
+void Simulator::FireNext() {
   const TimerKey next = *timers_.begin();
   timers_.erase(timers_.begin());
   if (clock_ < next.due) clock_ = next.due;
@@ -19,55 +38,58 @@ void Simulator::FireNext(std::vector<v1::Effect>* effects) {
   TANDEM_CHECK(it != cases_.end());
   // Taken, not copied: on a failure (a breach moving the case into a state whose deadline lies
   // past the calendar's data) the case stays as it was.
-  auto outcome = engine_.FireTaking(&it->second, next.timer_id, clock_);
+  auto outcome = engine_.FireTaking(&it->second, next.timer_id, clock_, timeline_);
   if (!outcome.ok()) {
     ++failed_timers_;
-    v1::Effect e;
-    *e.mutable_at() = ToTimestamp(clock_);
-    e.set_case_id(it->first);
-    e.set_cause("timer:" + std::to_string(next.timer_id));
-    auto* r = e.mutable_rejected();
+    v1::Effect* e = timeline_->add_effects();
+    e->mutable_at()->set_seconds(clock_.time_since_epoch().count());
+    e->set_case_id(it->first);
+    e->set_cause("timer:" + std::to_string(next.timer_id));
+    auto* r = e->mutable_rejected();
     r->set_event_type("timer");
     r->set_code(std::string(StatusCodeName(outcome.status().code())));
     r->set_reason(outcome.status().message());
-    effects->push_back(std::move(e));
     return;
   }
-  Commit(it, std::move(outcome).value(), effects);
+  Commit(it, std::move(outcome).value());
 }
 
-std::vector<v1::Effect> Simulator::Publish(const v1::Event& event) {
-  const calendar::Instant at = ToInstant(event.occurred_at());
-  std::vector<v1::Effect> effects = AdvanceTo(at);
+void Simulator::Advance(calendar::Instant until) {
+  while (!timers_.empty() && timers_.begin()->due <= until) FireNext();
+  if (clock_ < until) clock_ = until;
+}
+
+const Simulator::Effects& Simulator::Publish(const v1::Event& event) {
+  StartCall();
+  Advance(ToInstant(event.occurred_at()));
   auto it = cases_.find(event.case_id());
   // Taken, not copied, when the case exists: a rejected event leaves it as it was.
-  auto outcome = it == cases_.end() ? engine_.Apply(nullptr, event, clock_)
-                                    : engine_.ApplyTaking(&it->second, event, clock_);
+  auto outcome = it == cases_.end() ? engine_.Apply(nullptr, event, clock_, timeline_)
+                                    : engine_.ApplyTaking(&it->second, event, clock_, timeline_);
   if (!outcome.ok()) {
-    effects.push_back(RejectionEffect(event, outcome.status(), clock_));
-    return effects;
+    *timeline_->add_effects() = RejectionEffect(event, outcome.status(), clock_);
+    return timeline_->effects();
   }
   if (it == cases_.end()) it = cases_.emplace(event.case_id(), v1::CaseState()).first;
-  Commit(it, std::move(outcome).value(), &effects);
-  return effects;
+  Commit(it, std::move(outcome).value());
+  return timeline_->effects();
 }
 
-std::vector<v1::Effect> Simulator::AdvanceTo(calendar::Instant until) {
-  std::vector<v1::Effect> effects;
-  while (!timers_.empty() && timers_.begin()->due <= until) FireNext(&effects);
-  if (clock_ < until) clock_ = until;
-  return effects;
+const Simulator::Effects& Simulator::AdvanceTo(calendar::Instant until) {
+  StartCall();
+  Advance(until);
+  return timeline_->effects();
 }
 
-std::vector<v1::Effect> Simulator::RunOut(std::size_t max_timers, bool* exhausted) {
-  std::vector<v1::Effect> effects;
+const Simulator::Effects& Simulator::RunOut(std::size_t max_timers, bool* exhausted) {
+  StartCall();
   std::size_t fired = 0;
   while (!timers_.empty() && fired < max_timers) {
-    FireNext(&effects);
+    FireNext();
     ++fired;
   }
   *exhausted = !timers_.empty();
-  return effects;
+  return timeline_->effects();
 }
 
 }  // namespace tandem::engine

@@ -9,27 +9,35 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/arena.h>
+
 #include "daemon/engine/engine.h"
 
 namespace tandem::engine {
 
 // Lives on one thread; keeps a reference to `engine`, which must outlive it.
+//
+// Each method returns the effects it produced, in order, allocated on the simulator's arena:
+// they stay valid until the next call of any of the three methods, which frees them all at
+// once (a simulation produces millions; freeing them one by one cost more than making them).
 class Simulator {
  public:
-  explicit Simulator(const Engine& engine) : engine_(engine) {}
+  using Effects = google::protobuf::RepeatedPtrField<v1::Effect>;
+
+  explicit Simulator(const Engine& engine);
 
   // Fires every timer due at or before the event's occurred_at, then applies the event at that
   // instant (or at the clock, if the clock is already later). A rejected event becomes a
-  // `rejected` effect and changes nothing. Returns the effects in order.
-  std::vector<v1::Effect> Publish(const v1::Event& event);
+  // `rejected` effect and changes nothing.
+  const Effects& Publish(const v1::Event& event);
 
   // Fires, in due order, every timer due at or before `until`, and moves the clock there.
   // Timers due at one instant fire in (case id, timer id) order.
-  std::vector<v1::Effect> AdvanceTo(calendar::Instant until);
+  const Effects& AdvanceTo(calendar::Instant until);
 
   // Fires timers in due order until none is left or `max_timers` have fired. Sets `*exhausted`
   // when it stopped for the limit.
-  std::vector<v1::Effect> RunOut(std::size_t max_timers, bool* exhausted);
+  const Effects& RunOut(std::size_t max_timers, bool* exhausted);
 
   // Timers whose firing the engine refused; each became a `rejected` effect with cause
   // "timer:<id>" and event_type "timer", and was dropped.
@@ -60,10 +68,15 @@ class Simulator {
   };
 
   // Stores the outcome's case in `slot` (its node in `cases_`) and indexes its timers.
-  void Commit(Cases::iterator slot, Outcome outcome, std::vector<v1::Effect>* effects);
-  void FireNext(std::vector<v1::Effect>* effects);
+  void Commit(Cases::iterator slot, Outcome outcome);
+  // Frees the previous call's effects and returns the empty timeline for this call's.
+  v1::Timeline* StartCall();
+  void Advance(calendar::Instant until);
+  void FireNext();
 
   const Engine& engine_;
+  google::protobuf::Arena arena_;
+  v1::Timeline* timeline_ = nullptr;  // on arena_
   calendar::Instant clock_{};
   std::size_t failed_timers_ = 0;
   Cases cases_;

@@ -85,7 +85,7 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
     std::fwrite(buffer.data(), 1, buffer.size(), out);
     buffer.clear();
   };
-  auto print = [&](const std::vector<v1::Effect>& effects) {
+  auto print = [&](const engine::Simulator::Effects& effects) {
     for (const auto& e : effects) {
       if (options.json) {
         buffer += EffectJson(e);

@@ -92,7 +92,8 @@ Json ExplanationJson(const v1::Explanation& x) {
 std::string Skipped(const v1::Explanation& x) {
   std::string out;
   for (const auto& s : engine::SkippedDays(x)) {
-    out += (out.empty() ? "" : ", ") + calendar::FormatCivilDay(s.day) + " " + s.reason;
+    out.append(out.empty() ? "" : ", ").append(calendar::FormatCivilDay(s.day)).append(" ");
+    out.append(s.reason);
   }
   return out.empty() ? "none" : out;
 }

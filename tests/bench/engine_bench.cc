@@ -302,7 +302,7 @@ void BM_SimulateTenYears(benchmark::State& state) {
   std::size_t events = 0;
   std::size_t effects = 0;
   std::size_t rejected = 0;
-  auto count = [&](const std::vector<v1::Effect>& out) {
+  auto count = [&](const tandem::engine::Simulator::Effects& out) {
     effects += out.size();
     for (const auto& e : out) rejected += e.has_rejected() ? 1 : 0;
   };

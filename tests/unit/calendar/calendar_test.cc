@@ -47,7 +47,9 @@ std::string Show(const Result<CountedDay>& result) {
 std::vector<std::string> ShowSkipped(const Result<CountedDay>& result) {
   std::vector<std::string> out;
   if (!result.ok()) return {result.status().ToString()};
-  for (const SkippedDay& s : result->skipped) out.push_back(FormatCivilDay(s.day) + " " + s.reason);
+  for (const SkippedDay& s : result->skipped) {
+    out.push_back(FormatCivilDay(s.day).append(" ").append(s.reason));
+  }
   return out;
 }
 

@@ -187,7 +187,7 @@ TEST_F(EngineTest, SinNotificationIsFiveWorkingDaysAfterAwarenessAndExplainsEver
   EXPECT_EQ(x.anchor_on(), "2026-12-24");
   std::vector<std::string> skipped;
   for (const auto& s : SkippedDays(x)) {
-    skipped.push_back(calendar::FormatCivilDay(s.day) + " " + s.reason);
+    skipped.push_back(calendar::FormatCivilDay(s.day).append(" ").append(s.reason));
   }
   EXPECT_THAT(skipped,
               ElementsAre("2026-12-25 Christmas Day", "2026-12-26 Saturday", "2026-12-27 Sunday",
@@ -406,7 +406,7 @@ TEST_F(EngineTest, PublicationNoticeIsSevenWorkingDaysBeforePublicationDayNotCou
   EXPECT_EQ(x.anchor_on(), "2027-07-14");
   std::vector<std::string> skipped;
   for (const auto& s : SkippedDays(x)) {
-    skipped.push_back(calendar::FormatCivilDay(s.day) + " " + s.reason);
+    skipped.push_back(calendar::FormatCivilDay(s.day).append(" ").append(s.reason));
   }
   // Skipped days are listed in date order, whichever way the count ran.
   EXPECT_THAT(skipped, ElementsAre("2027-07-10 Saturday", "2027-07-11 Sunday"));

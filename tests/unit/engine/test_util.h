@@ -290,6 +290,12 @@ inline std::vector<std::string> Describe(const std::vector<v1::Effect>& effects)
   return out;
 }
 
+// A simulator's effects.
+inline std::vector<std::string> Describe(
+    const google::protobuf::RepeatedPtrField<v1::Effect>& effects) {
+  return Describe(std::vector<v1::Effect>(effects.begin(), effects.end()));
+}
+
 inline std::string TimerKindName(v1::TimerKind kind) {
   switch (kind) {
     case v1::TIMER_KIND_WARNING:
