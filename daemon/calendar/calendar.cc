@@ -378,6 +378,8 @@ Result<CountedDay> WorkingDayCalendar::Count(CivilDay start, int n, int step) co
   }
   const bool forward = step > 0;
   CountedDay result{start, {}};
+  // Two weekend days a week, and room for a bank holiday or two: one allocation for most counts.
+  result.skipped.reserve(static_cast<std::size_t>(n) / 5 * 2 + 4);
   // The next holiday the walk can meet: the first after `start` going forward, the last before
   // it going back (as an index, so that "before the first" is -1).
   const auto first_after = std::upper_bound(

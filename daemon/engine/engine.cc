@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
 #include <optional>
 
 #include "daemon/engine/internal/facts.h"
@@ -49,8 +50,10 @@ using TemplateVars = std::array<std::pair<std::string_view, std::string_view>, 9
 // Replaces {name} placeholders (the workflow checker refused unknown ones), copying the text
 // between them in runs.
 std::string Render(std::string_view tmpl, const TemplateVars& vars) {
+  std::size_t size = tmpl.size();
+  for (const auto& [k, v] : vars) size += v.size();
   std::string out;
-  out.reserve(tmpl.size() + 64);
+  out.reserve(size);  // an upper bound when each placeholder appears once, as they mostly do
   std::size_t done = 0;
   while (done < tmpl.size()) {
     const std::size_t open = tmpl.find('{', done);
@@ -153,7 +156,10 @@ struct Computed {
   std::string name;
   CivilDay due;
   Instant due_at;
-  v1::Explanation explanation;
+  // On the arena of the timeline the change appends to, when it has one (the deadline-set
+  // effect then takes it without a copy), else owned here.
+  v1::Explanation* explanation = nullptr;
+  std::unique_ptr<v1::Explanation> owned;
   // The start (Europe/London) of each warning's day, by the definition's index.
   std::vector<Instant> warnings;
   // The end of each escalation's day, by the definition's index.
@@ -163,8 +169,10 @@ struct Computed {
 // The workflow's rules read against a view of the facts. Immutable; keeps references.
 class Rules {
  public:
-  Rules(const Workflow& wf, const calendar::WorkingDayCalendar& cal, FactView facts)
-      : wf_(wf), cal_(cal), facts_(facts) {}
+  // Explanations are made on `arena` (may be null: the heap).
+  Rules(const Workflow& wf, const calendar::WorkingDayCalendar& cal, FactView facts,
+        google::protobuf::Arena* arena = nullptr)
+      : wf_(wf), cal_(cal), facts_(facts), arena_(arena) {}
 
   const FactView& facts() const { return facts_; }
 
@@ -234,7 +242,13 @@ class Rules {
     }
     Computed c;
     c.name = def.name();
-    v1::Explanation& x = c.explanation;
+    if (arena_ != nullptr) {
+      c.explanation = google::protobuf::Arena::CreateMessage<v1::Explanation>(arena_);
+    } else {
+      c.owned = std::make_unique<v1::Explanation>();
+      c.explanation = c.owned.get();
+    }
+    v1::Explanation& x = *c.explanation;
     CivilDay start{};
     std::string anchor_words;
     if (anchor->has_state_entered()) {
@@ -311,11 +325,11 @@ class Rules {
     if (c.due < cal_.first_day() || c.due > cal_.last_day()) return BeyondData(def, rule);
     if (before) rule += " (that day not counted)";
     if (x.clamped()) rule += ", clamped to the end of the month";
-    x.set_rule(rule);
+    x.set_rule(std::move(rule));
     x.set_source(def.source());
     x.set_confidence(def.confidence());
     x.set_edition(wf_.edition_label());
-    x.set_variant(variant);
+    x.set_variant(std::move(variant));
     x.set_calendar(cal_.origin());
     TANDEM_ASSIGN_OR_RETURN(c.due_at, calendar::EndOfLondonDay(c.due));
     for (const auto& w : def.warnings()) {
@@ -347,6 +361,7 @@ class Rules {
   const Workflow& wf_;
   const calendar::WorkingDayCalendar& cal_;
   FactView facts_;
+  google::protobuf::Arena* const arena_;
 };
 
 // Plans the starts of `names`, in order, as they would start in `state` entered on `entered`.
@@ -528,7 +543,7 @@ class Change {
     d->set_status(v1::DEADLINE_STATUS_OPEN);
     d->set_due_on(FormatCivilDay(c.due));
     SetTimestamp(d->mutable_due_at(), c.due_at);
-    *d->mutable_explanation() = c.explanation;  // the effect below takes the original
+    *d->mutable_explanation() = *c.explanation;  // the effect below takes the original
     d->set_started_in_state(state().state());
     d->set_started_by(cause_);
     ScheduleTimers(c, d, /*only_after_now=*/false);
@@ -536,7 +551,7 @@ class Change {
     e->set_name(name);
     e->set_due_on(d->due_on());
     *e->mutable_due_at() = d->due_at();
-    *e->mutable_explanation() = std::move(c.explanation);
+    *e->mutable_explanation() = std::move(*c.explanation);
   }
 
   void StartDeadlines(const google::protobuf::RepeatedPtrField<std::string>& names) {
@@ -621,7 +636,7 @@ class Change {
       DropTimers(&d);
       d.set_due_on(FormatCivilDay(c.due));
       SetTimestamp(d.mutable_due_at(), c.due_at);
-      *d.mutable_explanation() = c.explanation;
+      *d.mutable_explanation() = *c.explanation;
       // A breached deadline whose corrected due day is still ahead is open again.
       if (d.status() == v1::DEADLINE_STATUS_BREACHED && c.due_at > now_) {
         d.set_status(v1::DEADLINE_STATUS_OPEN);
@@ -631,7 +646,7 @@ class Change {
       e->set_name(d.name());
       e->set_due_on(d.due_on());
       *e->mutable_due_at() = d.due_at();
-      *e->mutable_explanation() = std::move(c.explanation);
+      *e->mutable_explanation() = std::move(*c.explanation);
       e->set_recomputed(true);
     }
   }
@@ -894,12 +909,16 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   static const v1::CaseState kNoCase;
   const v1::CaseState& before = current != nullptr ? *current : kNoCase;
   const std::string& state_now = before.state();
+  // Planned explanations go where the effects will: a refused change leaves them unused on the
+  // caller's arena, which frees them with the rest.
+  google::protobuf::Arena* const arena = into != nullptr ? into->GetArena() : nullptr;
   std::vector<Computed> plan;
   std::vector<Correction> corrections;
   const v1::TransitionDefinition* taken = nullptr;
   if (event.type() == kFactsCorrected) {
     TANDEM_ASSIGN_OR_RETURN(corrections, PlanCorrections(*wf, event, before));
-    const Rules rules(*wf, calendar_, FactView(before.facts()).WithCorrections(corrections));
+    const Rules rules(*wf, calendar_, FactView(before.facts()).WithCorrections(corrections),
+                      arena);
     for (const auto& d : before.deadlines()) {
       const v1::DeadlineDefinition* def = wf->FindDeadline(d.name());
       if (!IsOpen(d) || def == nullptr) continue;
@@ -913,7 +932,7 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   } else {
     TANDEM_RETURN_IF_ERROR(internal::CheckFacts(*type, event.facts()));
     if (event.type() != kWithdrawn) {
-      const Rules rules(*wf, calendar_, FactView(before.facts()).WithEvent(event));
+      const Rules rules(*wf, calendar_, FactView(before.facts()).WithEvent(event), arena);
       bool from_matched = false;
       for (const v1::TransitionDefinition* t : wf->TransitionsOn(event.type())) {
         if (current != nullptr && !t->from().empty() &&
@@ -1029,7 +1048,8 @@ Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, In
   if (moves) {
     // The case moves on the day the deadline passed, however late the timer fired.
     TANDEM_ASSIGN_OR_RETURN(breach_day, calendar::LondonDay(due));
-    const Rules rules(*wf, calendar_, FactView(current->facts()));
+    const Rules rules(*wf, calendar_, FactView(current->facts()),
+                      into != nullptr ? into->GetArena() : nullptr);
     TANDEM_RETURN_IF_ERROR(PlanEntry(*wf, rules, current->state(), move_to, breach_day, &plan));
   }
   if (timer.kind() != v1::TIMER_KIND_WARNING && timer.kind() != v1::TIMER_KIND_BREACH &&
