@@ -1,0 +1,842 @@
+#include "daemon/store/store.h"
+
+#include <fcntl.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "daemon/store/internal/keys.h"
+
+namespace tandem::store {
+namespace {
+
+using internal::Cf;
+
+constexpr std::size_t kHashBytes = crypto_hash_sha256_BYTES;
+
+std::string ZeroHash() { return std::string(kHashBytes, '\0'); }
+
+std::string SystemError(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+// Maps a RocksDB failure onto our codes: corruption is data loss; everything else (I/O errors,
+// a busy or read-only database) is internal. `what` names the operation and the store.
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return OkStatus();
+  std::string message = what + ": " + s.ToString();
+  if (s.IsCorruption()) return DataLossError(std::move(message));
+  return InternalError(std::move(message));
+}
+
+// Returns SHA-256(previous || record).
+std::string ChainHash(std::string_view previous, std::string_view record) {
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
+  crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(previous.data()),
+                            previous.size());
+  crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(record.data()),
+                            record.size());
+  std::string out(kHashBytes, '\0');
+  crypto_hash_sha256_final(&state, reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
+
+std::string SerializeDeterministic(const google::protobuf::Message& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    // Proto3 messages have no required fields, so serializing them cannot fail.
+    const bool serialized = message.SerializeToCodedStream(&coded);
+    TANDEM_CHECK(serialized);
+    // The coded stream trims `out` to the bytes written when it is destroyed here.
+  }
+  return out;
+}
+
+template <typename M>
+Status Parse(const rocksdb::Slice& bytes, M* out, const std::string& what) {
+  if (!out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return DataLossError(what + " does not parse");
+  }
+  return OkStatus();
+}
+
+bool HasZeroByte(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+// Returns the effects of one change: outcome.effects, or `timeline`'s from `first` on when the
+// engine appended them there. `what` names the change for the error.
+Result<std::vector<const v1::Effect*>> ChangeEffects(const engine::Outcome& outcome,
+                                                     const v1::Timeline* timeline, int first,
+                                                     const std::string& what) {
+  std::vector<const v1::Effect*> effects;
+  if (timeline == nullptr) {
+    for (const auto& effect : outcome.effects) effects.push_back(&effect);
+    return effects;
+  }
+  if (!outcome.effects.empty()) {
+    return InvalidArgumentError("store: " + what +
+                                ": effects both in the outcome and in a timeline");
+  }
+  if (first < 0 || first > timeline->effects_size()) {
+    return InvalidArgumentError("store: " + what + ": first effect " + std::to_string(first) +
+                                " lies outside the timeline's " +
+                                std::to_string(timeline->effects_size()) + " effects");
+  }
+  for (int i = first; i < timeline->effects_size(); ++i) effects.push_back(&timeline->effects(i));
+  return effects;
+}
+
+// Reads the pid a lock holder wrote, for the error message.
+std::string ReadHolderPid(int fd) {
+  char buf[32] = {};
+  const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+  std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+  return pid.empty() ? std::string("unknown") : pid;
+}
+
+// Opens <dir>/tandemd.lock and takes an exclusive flock on it, then writes our pid into it.
+// flock locks belong to the open file description, so a second open of the file in this same
+// process is refused too.
+Result<int> LockDir(const std::filesystem::path& dir) {
+  const std::filesystem::path path = dir / "tandemd.lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return InternalError("store " + dir.string() + ": cannot open lock file " + path.string() +
+                         ": " + SystemError(errno));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    const std::string holder = ReadHolderPid(fd);
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return FailedPreconditionError("data directory " + dir.string() +
+                                     " is in use by another tandemd (pid " + holder + ")");
+    }
+    return InternalError("store " + dir.string() + ": cannot lock " + path.string() + ": " +
+                         SystemError(err));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    const int err = errno;
+    ::close(fd);
+    return InternalError("store " + dir.string() + ": cannot write " + path.string() + ": " +
+                         SystemError(err));
+  }
+  return fd;
+}
+
+// Releases a snapshot when a scan ends.
+class SnapshotGuard {
+ public:
+  explicit SnapshotGuard(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {}
+  ~SnapshotGuard() { db_->ReleaseSnapshot(snapshot_); }
+  SnapshotGuard(const SnapshotGuard&) = delete;
+  SnapshotGuard& operator=(const SnapshotGuard&) = delete;
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Batch
+
+Batch::Batch(const Store* store, uint64_t generation, uint64_t audit_sequence,
+             std::string audit_hash, uint64_t outbox_sequence)
+    : store_(store),
+      generation_(generation),
+      batch_(std::make_unique<rocksdb::WriteBatch>()),
+      audit_sequence_(audit_sequence),
+      audit_hash_(std::move(audit_hash)),
+      outbox_sequence_(outbox_sequence) {}
+
+Batch::Batch(Batch&&) noexcept = default;
+Batch& Batch::operator=(Batch&&) noexcept = default;
+Batch::~Batch() = default;
+
+Status Batch::AddAccepted(const v1::Event& event, const engine::Outcome& outcome,
+                          calendar::Instant now, const v1::Timeline* timeline, int first_effect) {
+  const std::string& event_id = event.event_id();
+  const std::string& case_id = event.case_id();
+  if (event_id.empty()) return InvalidArgumentError("store: accepted event has no event_id");
+  if (case_id.empty() || HasZeroByte(case_id)) {
+    return InvalidArgumentError("store: event_id=" + event_id +
+                                ": case_id is empty or holds a 0 byte");
+  }
+  if (outcome.state.case_id() != case_id) {
+    return InvalidArgumentError("store: event_id=" + event_id + ": the outcome is for case '" +
+                                outcome.state.case_id() + "', not '" + case_id + "'");
+  }
+  const uint64_t sequence = outcome.state.events_applied();
+  if (sequence == 0) {
+    return InvalidArgumentError("store: event_id=" + event_id +
+                                ": the outcome's case has events_applied 0");
+  }
+  if (dedupe_.count(event_id) != 0) {
+    return AlreadyExistsError("store: event_id=" + event_id + " is already in this batch");
+  }
+  TANDEM_ASSIGN_OR_RETURN(const std::vector<const v1::Effect*> effects,
+                          ChangeEffects(outcome, timeline, first_effect, "event_id=" + event_id));
+
+  const auto& h = store_->handles_;
+  batch_->Put(h[Cf::kEvents], internal::EventKey(case_id, sequence), event.SerializeAsString());
+
+  v1::DedupeRecord dedupe;
+  dedupe.set_event_id(event_id);
+  dedupe.set_case_id(case_id);
+  v1::AcceptedEvent* accepted = dedupe.mutable_accepted();
+  accepted->set_event_type(event.type());
+  accepted->set_case_sequence(sequence);
+  accepted->set_state(outcome.state.state());
+  *dedupe.mutable_committed_at() = engine::ToTimestamp(now);
+  batch_->Put(h[Cf::kDedupe], internal::DedupeKey(event_id), dedupe.SerializeAsString());
+
+  AddOutcome(outcome, effects, now);
+
+  v1::AuditRecord audit;
+  *audit.mutable_at() = engine::ToTimestamp(now);
+  audit.set_case_id(case_id);
+  audit.set_cause(event_id);
+  *audit.mutable_event_accepted() = dedupe.accepted();
+  for (const v1::Effect* effect : effects) *audit.add_effects() = *effect;
+  AddAudit(std::move(audit));
+
+  dedupe_.insert_or_assign(event_id, std::move(dedupe));
+  ++changes_;
+  return OkStatus();
+}
+
+Status Batch::AddRejected(const v1::Event& event, const Status& why, calendar::Instant now) {
+  const std::string& event_id = event.event_id();
+  if (why.ok()) {
+    return InvalidArgumentError("store: event_id=" + event_id + ": a rejection needs an error");
+  }
+  const bool keyed = !event_id.empty() && event_id.size() <= engine::kMaxIdBytes;
+  if (keyed && dedupe_.count(event_id) != 0) {
+    return AlreadyExistsError("store: event_id=" + event_id + " is already in this batch");
+  }
+  const v1::Effect rejection = engine::RejectionEffect(event, why, now);
+
+  v1::AuditRecord audit;
+  *audit.mutable_at() = engine::ToTimestamp(now);
+  audit.set_case_id(event.case_id());
+  audit.set_cause(event_id);
+  *audit.mutable_event_rejected() = rejection.rejected();
+  AddAudit(std::move(audit));
+
+  if (keyed) {
+    v1::DedupeRecord dedupe;
+    dedupe.set_event_id(event_id);
+    dedupe.set_case_id(event.case_id());
+    *dedupe.mutable_rejected() = rejection.rejected();
+    *dedupe.mutable_committed_at() = engine::ToTimestamp(now);
+    batch_->Put(store_->handles_[Cf::kDedupe], internal::DedupeKey(event_id),
+                dedupe.SerializeAsString());
+    dedupe_.insert_or_assign(event_id, std::move(dedupe));
+  }
+  ++changes_;
+  return OkStatus();
+}
+
+Status Batch::AddFired(uint64_t timer_id, const v1::Timer& timer, const engine::Outcome& outcome,
+                       calendar::Instant now, const v1::Timeline* timeline, int first_effect) {
+  const std::string& case_id = outcome.state.case_id();
+  if (timer.id() != timer_id) {
+    return InvalidArgumentError("store: fired timer " + std::to_string(timer_id) +
+                                " was given timer " + std::to_string(timer.id()) + "'s record");
+  }
+  if (case_id.empty() || HasZeroByte(case_id)) {
+    return InvalidArgumentError("store: timer " + std::to_string(timer_id) +
+                                ": case_id is empty or holds a 0 byte");
+  }
+  TANDEM_ASSIGN_OR_RETURN(
+      const std::vector<const v1::Effect*> effects,
+      ChangeEffects(outcome, timeline, first_effect, "timer " + std::to_string(timer_id)));
+  batch_->Delete(store_->handles_[Cf::kTimers],
+                 internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer_id));
+  AddOutcome(outcome, effects, now);
+
+  v1::AuditRecord audit;
+  *audit.mutable_at() = engine::ToTimestamp(now);
+  audit.set_case_id(case_id);
+  audit.set_cause("timer:" + std::to_string(timer_id));
+  v1::TimerFired* fired = audit.mutable_timer_fired();
+  *fired->mutable_timer() = timer;
+  fired->set_state(outcome.state.state());
+  for (const v1::Effect* effect : effects) *audit.add_effects() = *effect;
+  AddAudit(std::move(audit));
+  ++changes_;
+  return OkStatus();
+}
+
+Status Batch::MarkDelivered(uint64_t sequence, calendar::Instant now) {
+  TANDEM_ASSIGN_OR_RETURN(v1::OutboxRecord record, FindOutbox(sequence));
+  batch_->Delete(store_->handles_[Cf::kOutbox], internal::SequenceKey(sequence));
+
+  v1::AuditRecord audit;
+  *audit.mutable_at() = engine::ToTimestamp(now);
+  audit.set_case_id(record.effect().case_id());
+  audit.set_cause("outbox:" + std::to_string(sequence));
+  v1::NotificationDelivered* delivered = audit.mutable_notification_delivered();
+  delivered->set_outbox_sequence(sequence);
+  delivered->set_notification_id(record.effect().notification().notification_id());
+  delivered->set_attempts(record.attempts() + 1);
+  AddAudit(std::move(audit));
+
+  outbox_.insert_or_assign(sequence, std::nullopt);
+  ++changes_;
+  return OkStatus();
+}
+
+Status Batch::Reschedule(uint64_t sequence, uint32_t attempts, calendar::Instant next_attempt_at,
+                         std::string_view error) {
+  TANDEM_ASSIGN_OR_RETURN(v1::OutboxRecord record, FindOutbox(sequence));
+  record.set_attempts(attempts);
+  *record.mutable_next_attempt_at() = engine::ToTimestamp(next_attempt_at);
+  record.set_last_error(std::string(error));
+  batch_->Put(store_->handles_[Cf::kOutbox], internal::SequenceKey(sequence),
+              record.SerializeAsString());
+  outbox_.insert_or_assign(sequence, std::move(record));
+  ++changes_;
+  return OkStatus();
+}
+
+Status Batch::MoveToDeadLetter(uint64_t sequence, std::string_view error, calendar::Instant now) {
+  TANDEM_ASSIGN_OR_RETURN(v1::OutboxRecord record, FindOutbox(sequence));
+  record.set_last_error(std::string(error));
+  *record.mutable_dead_lettered_at() = engine::ToTimestamp(now);
+  batch_->Delete(store_->handles_[Cf::kOutbox], internal::SequenceKey(sequence));
+  batch_->Put(store_->handles_[Cf::kDeadLetter], internal::SequenceKey(sequence),
+              record.SerializeAsString());
+
+  v1::AuditRecord audit;
+  *audit.mutable_at() = engine::ToTimestamp(now);
+  audit.set_case_id(record.effect().case_id());
+  audit.set_cause("outbox:" + std::to_string(sequence));
+  v1::NotificationDeadLettered* dead = audit.mutable_notification_dead_lettered();
+  dead->set_outbox_sequence(sequence);
+  dead->set_notification_id(record.effect().notification().notification_id());
+  dead->set_attempts(record.attempts());
+  dead->set_last_error(std::string(error));
+  AddAudit(std::move(audit));
+
+  outbox_.insert_or_assign(sequence, std::nullopt);
+  ++changes_;
+  return OkStatus();
+}
+
+const v1::CaseState* Batch::PendingCase(std::string_view case_id) const {
+  const auto it = cases_.find(case_id);
+  return it == cases_.end() ? nullptr : &it->second;
+}
+
+const v1::DedupeRecord* Batch::PendingDedupe(std::string_view event_id) const {
+  const auto it = dedupe_.find(event_id);
+  return it == dedupe_.end() ? nullptr : &it->second;
+}
+
+void Batch::AddAudit(v1::AuditRecord record) {
+  record.set_sequence(audit_sequence_ + 1);
+  record.set_previous_hash(audit_hash_);
+  v1::AuditEntry entry;
+  entry.set_record(SerializeDeterministic(record));
+  entry.set_hash(ChainHash(audit_hash_, entry.record()));
+  batch_->Put(store_->handles_[Cf::kAudit], internal::SequenceKey(record.sequence()),
+              entry.SerializeAsString());
+  ++audit_sequence_;
+  audit_hash_ = entry.hash();
+}
+
+void Batch::AddOutcome(const engine::Outcome& outcome,
+                       const std::vector<const v1::Effect*>& effects, calendar::Instant now) {
+  const auto& h = store_->handles_;
+  const std::string& case_id = outcome.state.case_id();
+  batch_->Put(h[Cf::kCases], internal::CaseKey(case_id), outcome.state.SerializeAsString());
+  // Deletions first: a later write to the same key wins inside a WriteBatch, and timer ids are
+  // never reused, so no key is both cancelled and set by one outcome.
+  for (const auto& timer : outcome.timers_cancelled) {
+    batch_->Delete(h[Cf::kTimers],
+                   internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer.id()));
+  }
+  for (const auto& timer : outcome.timers_set) {
+    batch_->Put(h[Cf::kTimers],
+                internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer.id()),
+                timer.SerializeAsString());
+  }
+  for (const v1::Effect* effect : effects) {
+    if (effect->kind_case() != v1::Effect::kNotification) continue;
+    v1::OutboxRecord record;
+    record.set_sequence(++outbox_sequence_);
+    *record.mutable_effect() = *effect;
+    *record.mutable_next_attempt_at() = engine::ToTimestamp(now);
+    *record.mutable_enqueued_at() = engine::ToTimestamp(now);
+    batch_->Put(h[Cf::kOutbox], internal::SequenceKey(record.sequence()),
+                record.SerializeAsString());
+    outbox_.insert_or_assign(record.sequence(), std::move(record));
+  }
+  cases_.insert_or_assign(case_id, outcome.state);
+}
+
+Result<v1::OutboxRecord> Batch::FindOutbox(uint64_t sequence) const {
+  const auto it = outbox_.find(sequence);
+  if (it != outbox_.end()) {
+    if (!it->second) {
+      return NotFoundError("store: outbox record " + std::to_string(sequence) +
+                           " already left the outbox in this batch");
+    }
+    return *it->second;
+  }
+  TANDEM_ASSIGN_OR_RETURN(std::optional<v1::OutboxRecord> stored, store_->ReadOutbox(sequence));
+  if (!stored) return NotFoundError("store: no outbox record " + std::to_string(sequence));
+  return std::move(*stored);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store: opening
+
+Store::Store(std::filesystem::path dir, int lock_fd) : dir_(std::move(dir)), lock_fd_(lock_fd) {}
+
+Store::~Store() {
+  if (db_ != nullptr) {
+    for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+      // Destroying a handle only frees memory; it cannot fail for an open database.
+      db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    }
+    // Every acknowledged write was synced by Commit; a failing close loses nothing acked, and a
+    // destructor has no one to report to.
+    db_->Close().PermitUncheckedError();
+    db_.reset();
+  }
+  // The lock goes last, after the database is closed.
+  ::close(lock_fd_);
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir,
+                                           const StoreOptions& options) {
+  // sodium_init is idempotent and thread-safe; it picks the fastest SHA-256 implementation.
+  if (sodium_init() < 0) return InternalError("store: libsodium failed to initialise");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return InternalError("store " + dir.string() + ": cannot create: " + ec.message());
+  TANDEM_ASSIGN_OR_RETURN(const int lock_fd, LockDir(dir));
+  std::unique_ptr<Store> store(new Store(dir, lock_fd));
+  TANDEM_RETURN_IF_ERROR(store->OpenDb(options));
+  TANDEM_RETURN_IF_ERROR(store->CheckSchema());
+  TANDEM_RETURN_IF_ERROR(store->LoadCounters());
+  return store;
+}
+
+// Opens every column family: ours (created when missing), RocksDB's default, and any other the
+// database already has, so that a store written by a newer build reaches the schema check and
+// is refused with its version rather than with RocksDB's complaint about unopened families.
+Status Store::OpenDb(const StoreOptions& options) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  if (options.env_for_test != nullptr) db_options.env = options.env_for_test;
+
+  std::vector<std::string> names(internal::kCfNames.begin(), internal::kCfNames.end());
+  names.push_back(rocksdb::kDefaultColumnFamilyName);
+  std::vector<std::string> existing;
+  // Fails for a directory that holds no database yet; DB::Open below reports real problems.
+  if (rocksdb::DB::ListColumnFamilies(db_options, dir_.string(), &existing).ok()) {
+    for (const auto& name : existing) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& name : names) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(db_options));
+  }
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status s =
+      rocksdb::DB::Open(db_options, dir_.string(), descriptors, &handles_, &db);
+  if (!s.ok()) return FromRocks(s, "store " + dir_.string() + ": cannot open the database");
+  db_.reset(db);
+  return OkStatus();
+}
+
+Status Store::CheckSchema() {
+  const std::string where = "store " + dir_.string();
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), handles_[Cf::kMeta], internal::kMetaSchemaVersion, &value);
+  if (s.IsNotFound()) {
+    // A fresh store gets the current version; a store with data but no version is not ours to
+    // guess about.
+    for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handle));
+      it->SeekToFirst();
+      TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), where + ": cannot read"));
+      if (it->Valid()) {
+        return DataLossError(where + " holds data (column family '" + handle->GetName() +
+                             "') but no storage schema version");
+      }
+    }
+    rocksdb::WriteOptions write;
+    write.sync = true;
+    s = db_->Put(write, handles_[Cf::kMeta], internal::kMetaSchemaVersion,
+                 std::to_string(kSchemaVersion));
+    return FromRocks(s, where + ": cannot write the schema version");
+  }
+  TANDEM_RETURN_IF_ERROR(FromRocks(s, where + ": cannot read the schema version"));
+  uint64_t version = 0;
+  const bool digits = !value.empty() && value.size() <= 9 &&
+                      value.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits) return DataLossError(where + ": the storage schema version is unreadable");
+  version = std::stoull(value);
+  if (version != kSchemaVersion) {
+    return FailedPreconditionError(where + " has storage schema version " +
+                                   std::to_string(version) + "; this build reads version " +
+                                   std::to_string(kSchemaVersion));
+  }
+  return OkStatus();
+}
+
+// Loads the writer's counters from meta. The counters are written in the same batch as the
+// records they number, so they are exactly as durable as those records.
+Status Store::LoadCounters() {
+  const std::string where = "store " + dir_.string();
+  const rocksdb::ReadOptions read;
+  auto has_any = [&](std::size_t cf) -> Result<bool> {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, handles_[cf]));
+    it->SeekToFirst();
+    TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), where + ": cannot read"));
+    return it->Valid();
+  };
+  auto last_sequence = [&](std::size_t cf) -> Result<uint64_t> {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, handles_[cf]));
+    it->SeekToLast();
+    TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), where + ": cannot read"));
+    if (!it->Valid()) return uint64_t{0};
+    const auto sequence = internal::ParseSequenceKey(it->key().ToStringView());
+    if (!sequence) {
+      return DataLossError(where + ": malformed key in '" + handles_[cf]->GetName() + "'");
+    }
+    return *sequence;
+  };
+
+  std::string value;
+  rocksdb::Status s = db_->Get(read, handles_[Cf::kMeta], internal::kMetaAuditHead, &value);
+  if (s.IsNotFound()) {
+    TANDEM_ASSIGN_OR_RETURN(const bool audited, has_any(Cf::kAudit));
+    if (audited) return DataLossError(where + ": audit records but no audit head in meta");
+    audit_sequence_ = 0;
+    audit_hash_ = ZeroHash();
+  } else {
+    TANDEM_RETURN_IF_ERROR(FromRocks(s, where + ": cannot read the audit head"));
+    v1::AuditHead head;
+    TANDEM_RETURN_IF_ERROR(Parse(value, &head, where + ": the audit head"));
+    if (head.hash().size() != kHashBytes) {
+      return DataLossError(where + ": the audit head's hash is not " + std::to_string(kHashBytes) +
+                           " bytes");
+    }
+    audit_sequence_ = head.sequence();
+    audit_hash_ = head.hash();
+  }
+
+  s = db_->Get(read, handles_[Cf::kMeta], internal::kMetaOutboxLastSequence, &value);
+  if (s.IsNotFound()) {
+    outbox_sequence_ = 0;
+  } else {
+    TANDEM_RETURN_IF_ERROR(FromRocks(s, where + ": cannot read the outbox sequence"));
+    const auto sequence = internal::ParseSequenceKey(value);
+    if (!sequence) return DataLossError(where + ": the outbox sequence in meta is malformed");
+    outbox_sequence_ = *sequence;
+  }
+  // A record above the counter would have its sequence handed out again.
+  for (const std::size_t cf : {std::size_t{Cf::kOutbox}, std::size_t{Cf::kDeadLetter}}) {
+    TANDEM_ASSIGN_OR_RETURN(const uint64_t last, last_sequence(cf));
+    if (last > outbox_sequence_) {
+      return DataLossError(where + ": '" + handles_[cf]->GetName() + "' holds sequence " +
+                           std::to_string(last) + " above the outbox sequence in meta (" +
+                           std::to_string(outbox_sequence_) + ")");
+    }
+  }
+  return OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store: reads
+
+Result<std::optional<v1::CaseState>> Store::GetCase(std::string_view case_id) const {
+  std::string value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), handles_[Cf::kCases], internal::CaseKey(case_id), &value);
+  if (s.IsNotFound()) return std::optional<v1::CaseState>();
+  const std::string what = "store " + dir_.string() + ": case '" + std::string(case_id) + "'";
+  TANDEM_RETURN_IF_ERROR(FromRocks(s, what));
+  v1::CaseState state;
+  TANDEM_RETURN_IF_ERROR(Parse(value, &state, what));
+  return std::optional<v1::CaseState>(std::move(state));
+}
+
+Result<std::optional<v1::DedupeRecord>> Store::GetDedupe(std::string_view event_id) const {
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[Cf::kDedupe],
+                                     internal::DedupeKey(event_id), &value);
+  if (s.IsNotFound()) return std::optional<v1::DedupeRecord>();
+  const std::string what =
+      "store " + dir_.string() + ": dedupe record event_id=" + std::string(event_id);
+  TANDEM_RETURN_IF_ERROR(FromRocks(s, what));
+  v1::DedupeRecord record;
+  TANDEM_RETURN_IF_ERROR(Parse(value, &record, what));
+  return std::optional<v1::DedupeRecord>(std::move(record));
+}
+
+Result<std::vector<v1::Event>> Store::CaseEvents(std::string_view case_id) const {
+  std::vector<v1::Event> events;
+  // No stored case_id holds a 0 byte (Batch refuses them), and such an id's prefix could match
+  // another case's keys.
+  if (HasZeroByte(case_id)) return events;
+  const std::string prefix = internal::EventPrefix(case_id);
+  const std::string what =
+      "store " + dir_.string() + ": events of case '" + std::string(case_id) + "'";
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[Cf::kEvents]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    v1::Event event;
+    TANDEM_RETURN_IF_ERROR(Parse(it->value(), &event, what));
+    events.push_back(std::move(event));
+  }
+  TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), what));
+  return events;
+}
+
+Result<std::vector<TimerEntry>> Store::DueTimers(calendar::Instant until, std::size_t limit) const {
+  std::vector<TimerEntry> timers;
+  const std::string what = "store " + dir_.string() + ": timers";
+  rocksdb::ReadOptions read;
+  std::string upper;
+  rocksdb::Slice upper_slice;
+  if (until.time_since_epoch().count() < std::numeric_limits<int64_t>::max()) {
+    upper = internal::TimerKeyAfter(until);
+    upper_slice = upper;
+    read.iterate_upper_bound = &upper_slice;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, handles_[Cf::kTimers]));
+  for (it->SeekToFirst(); it->Valid() && timers.size() < limit; it->Next()) {
+    const auto parts = internal::ParseTimerKey(it->key().ToStringView());
+    if (!parts) return DataLossError(what + ": malformed key");
+    TimerEntry entry;
+    entry.case_id = parts->case_id;
+    TANDEM_RETURN_IF_ERROR(Parse(
+        it->value(), &entry.timer,
+        what + ": timer " + std::to_string(parts->timer_id) + " of case '" + parts->case_id + "'"));
+    if (entry.timer.id() != parts->timer_id ||
+        engine::ToInstant(entry.timer.due_at()) != parts->due) {
+      return DataLossError(what + ": timer " + std::to_string(parts->timer_id) + " of case '" +
+                           parts->case_id + "' does not match its key");
+    }
+    timers.push_back(std::move(entry));
+  }
+  TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), what));
+  return timers;
+}
+
+Result<std::optional<TimerEntry>> Store::NextDueTimer() const {
+  TANDEM_ASSIGN_OR_RETURN(
+      std::vector<TimerEntry> first,
+      DueTimers(calendar::Instant(std::chrono::seconds(std::numeric_limits<int64_t>::max())), 1));
+  if (first.empty()) return std::optional<TimerEntry>();
+  return std::optional<TimerEntry>(std::move(first.front()));
+}
+
+Result<std::vector<v1::OutboxRecord>> Store::ScanRecords(std::size_t cf, std::size_t limit,
+                                                         uint64_t after) const {
+  std::vector<v1::OutboxRecord> records;
+  const std::string what = "store " + dir_.string() + ": " + handles_[cf]->GetName();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[cf]));
+  if (after == std::numeric_limits<uint64_t>::max()) return records;
+  for (it->Seek(internal::SequenceKey(after + 1)); it->Valid() && records.size() < limit;
+       it->Next()) {
+    const auto sequence = internal::ParseSequenceKey(it->key().ToStringView());
+    if (!sequence) return DataLossError(what + ": malformed key");
+    v1::OutboxRecord record;
+    TANDEM_RETURN_IF_ERROR(
+        Parse(it->value(), &record, what + " record " + std::to_string(*sequence)));
+    records.push_back(std::move(record));
+  }
+  TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), what));
+  return records;
+}
+
+Result<std::vector<v1::OutboxRecord>> Store::Outbox(std::size_t limit, uint64_t after) const {
+  return ScanRecords(Cf::kOutbox, limit, after);
+}
+
+Result<std::vector<v1::OutboxRecord>> Store::DeadLetters(std::size_t limit, uint64_t after) const {
+  return ScanRecords(Cf::kDeadLetter, limit, after);
+}
+
+Result<std::optional<v1::OutboxRecord>> Store::ReadOutbox(uint64_t sequence) const {
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[Cf::kOutbox],
+                                     internal::SequenceKey(sequence), &value);
+  if (s.IsNotFound()) return std::optional<v1::OutboxRecord>();
+  const std::string what = "store " + dir_.string() + ": outbox record " + std::to_string(sequence);
+  TANDEM_RETURN_IF_ERROR(FromRocks(s, what));
+  v1::OutboxRecord record;
+  TANDEM_RETURN_IF_ERROR(Parse(value, &record, what));
+  return std::optional<v1::OutboxRecord>(std::move(record));
+}
+
+Status Store::ForEachCase(const std::function<bool(const v1::CaseState&)>& visit) const {
+  const std::string what = "store " + dir_.string() + ": cases";
+  // An iterator reads the implicit snapshot taken when it was created.
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[Cf::kCases]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    v1::CaseState state;
+    TANDEM_RETURN_IF_ERROR(
+        Parse(it->value(), &state, what + ": case '" + it->key().ToString() + "'"));
+    if (!visit(state)) break;
+  }
+  return FromRocks(it->status(), what);
+}
+
+Result<std::vector<v1::AuditRecord>> Store::AuditRecords(uint64_t from, std::size_t limit) const {
+  std::vector<v1::AuditRecord> records;
+  const std::string what = "store " + dir_.string() + ": audit";
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[Cf::kAudit]));
+  for (it->Seek(internal::SequenceKey(from)); it->Valid() && records.size() < limit; it->Next()) {
+    const auto sequence = internal::ParseSequenceKey(it->key().ToStringView());
+    if (!sequence) return DataLossError(what + ": malformed key");
+    const std::string record_what = what + " record " + std::to_string(*sequence);
+    v1::AuditEntry entry;
+    TANDEM_RETURN_IF_ERROR(Parse(it->value(), &entry, record_what));
+    v1::AuditRecord record;
+    TANDEM_RETURN_IF_ERROR(Parse(entry.record(), &record, record_what));
+    records.push_back(std::move(record));
+  }
+  TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), what));
+  return records;
+}
+
+// Walks the chain from record 1, checking for each record in turn: its key is the next
+// sequence (else a record is missing), its record names that sequence (else records were
+// moved), it chains to the previous hash (else the previous record was replaced), and its hash
+// covers its bytes (else it was edited). The head in meta then covers the tail.
+Result<uint64_t> Store::VerifyAudit() const {
+  const std::string where = "store " + dir_.string() + ": audit";
+  const SnapshotGuard snapshot(db_.get());
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot.get();
+
+  v1::AuditHead head;
+  head.set_hash(ZeroHash());
+  std::string value;
+  const rocksdb::Status s = db_->Get(read, handles_[Cf::kMeta], internal::kMetaAuditHead, &value);
+  if (!s.IsNotFound()) {
+    TANDEM_RETURN_IF_ERROR(FromRocks(s, where + ": cannot read the head"));
+    TANDEM_RETURN_IF_ERROR(Parse(value, &head, where + ": the head in meta"));
+  }
+
+  uint64_t expected = 1;
+  std::string previous = ZeroHash();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, handles_[Cf::kAudit]));
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++expected) {
+    const std::string n = std::to_string(expected);
+    const auto sequence = internal::ParseSequenceKey(it->key().ToStringView());
+    if (!sequence) return DataLossError(where + ": malformed key after record " + n);
+    if (*sequence != expected) {
+      return DataLossError(where + " record " + n + " is missing (the next record is " +
+                           std::to_string(*sequence) + ")");
+    }
+    v1::AuditEntry entry;
+    TANDEM_RETURN_IF_ERROR(Parse(it->value(), &entry, where + " record " + n));
+    v1::AuditRecord record;
+    TANDEM_RETURN_IF_ERROR(Parse(entry.record(), &record, where + " record " + n));
+    if (record.sequence() != expected) {
+      return DataLossError(where + " record " + n + " holds record " +
+                           std::to_string(record.sequence()) + ": records were reordered");
+    }
+    if (record.previous_hash() != previous) {
+      return DataLossError(where + " record " + n +
+                           " does not chain to the record before it: that record was replaced");
+    }
+    const std::string hash = ChainHash(previous, entry.record());
+    if (entry.hash() != hash) {
+      return DataLossError(where + " record " + n + " was changed: its hash does not match");
+    }
+    previous = hash;
+  }
+  TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), where));
+  const uint64_t count = expected - 1;
+  if (head.sequence() > count) {
+    return DataLossError(where + " record " + std::to_string(count + 1) +
+                         " is missing: the log ends at " + std::to_string(count) +
+                         " but the head in meta is " + std::to_string(head.sequence()));
+  }
+  if (head.sequence() < count || head.hash() != previous) {
+    return DataLossError(where + " record " + std::to_string(count) +
+                         " does not match the head in meta (sequence " +
+                         std::to_string(head.sequence()) + ")");
+  }
+  return count;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store: writes
+
+Batch Store::NewBatch() const {
+  return Batch(this, generation_, audit_sequence_, audit_hash_, outbox_sequence_);
+}
+
+Status Store::Commit(Batch&& batch, bool sync) {
+  Batch b = std::move(batch);
+  if (!failed_.ok()) return failed_;
+  if (b.store_ != this) {
+    return FailedPreconditionError("store " + dir_.string() + ": the batch is another store's");
+  }
+  if (b.generation_ != generation_) {
+    return FailedPreconditionError("store " + dir_.string() +
+                                   ": the batch was made before the last commit");
+  }
+  if (b.empty()) return OkStatus();
+  if (b.audit_sequence_ != audit_sequence_) {
+    v1::AuditHead head;
+    head.set_sequence(b.audit_sequence_);
+    head.set_hash(b.audit_hash_);
+    b.batch_->Put(handles_[Cf::kMeta], internal::kMetaAuditHead, head.SerializeAsString());
+  }
+  if (b.outbox_sequence_ != outbox_sequence_) {
+    b.batch_->Put(handles_[Cf::kMeta], internal::kMetaOutboxLastSequence,
+                  internal::SequenceKey(b.outbox_sequence_));
+  }
+  rocksdb::WriteOptions write;
+  write.sync = sync;
+  const rocksdb::Status s = db_->Write(write, b.batch_.get());
+  if (!s.ok()) {
+    // The write may or may not have reached the disk; nothing after it can be acknowledged.
+    failed_ = FromRocks(s, "store " + dir_.string() + ": commit failed");
+    return failed_;
+  }
+  audit_sequence_ = b.audit_sequence_;
+  audit_hash_ = std::move(b.audit_hash_);
+  outbox_sequence_ = b.outbox_sequence_;
+  ++generation_;
+  return OkStatus();
+}
+
+}  // namespace tandem::store
