@@ -24,7 +24,9 @@ using calendar::FormatCivilDay;
 using calendar::Instant;
 
 std::string PluralDays(uint32_t n, std::string_view kind) {
-  return std::to_string(n) + " " + std::string(kind) + (n == 1 ? " day" : " days");
+  std::string out = std::to_string(n);
+  out.append(" ").append(kind).append(n == 1 ? " day" : " days");
+  return out;
 }
 
 // Sets `ts` in place (building a Timestamp and copying it in costs an allocation and a copy).
@@ -271,8 +273,8 @@ class Rules {
                                        ", which no event of the case has given");
       }
       start = *day;
-      x.set_anchor(qualified);
       anchor_words = qualified;
+      x.set_anchor(std::move(qualified));
     }
     x.set_anchor_on(FormatCivilDay(start));
     const bool before = offset->direction() == v1::DIRECTION_BEFORE;
@@ -319,7 +321,9 @@ class Rules {
         // The workflow checker refuses an offset without an amount.
         return InternalError("deadline '" + def.name() + "' has no offset");
     }
-    std::string rule = amount + (before ? " before " : " after ") + anchor_words;
+    std::string rule = std::move(amount);
+    rule.reserve(rule.size() + anchor_words.size() + 48);
+    rule.append(before ? " before " : " after ").append(anchor_words);
     // Calendar-day and month counts do not walk the data, but their due day must lie inside it
     // too (DESIGN: a deadline past the calendar's data is an error, not a guess).
     if (c.due < cal_.first_day() || c.due > cal_.last_day()) return BeyondData(def, rule);
@@ -409,8 +413,9 @@ class Change {
   const v1::CaseState& state() const { return out_.state; }
 
   // Records the facts of `event` as the latest of its type (latest last, so lookups that scan
-  // backwards find the most recent value of a plain name first).
-  void RecordFacts(const v1::Event& event) {
+  // backwards find the most recent value of a plain name first), taking them from `take` when
+  // it is not null (it is then `event` itself, which must not be read for facts afterwards).
+  void RecordFacts(const v1::Event& event, v1::Event* take) {
     auto* records = state().mutable_facts();
     for (int i = 0; i < records->size(); ++i) {
       if (records->Get(i).event_type() == event.type()) {
@@ -421,7 +426,11 @@ class Change {
     v1::FactRecord* r = records->Add();
     r->set_event_type(event.type());
     r->set_event_id(event.event_id());
-    *r->mutable_facts() = event.facts();
+    if (take != nullptr) {
+      r->mutable_facts()->Swap(take->mutable_facts());
+    } else {
+      *r->mutable_facts() = event.facts();
+    }
   }
 
   void Correct(const std::vector<Correction>& corrections) {
@@ -855,19 +864,32 @@ v1::Effect RejectionEffect(const v1::Event& event, const Status& status, Instant
 
 Result<Outcome> Engine::Apply(const v1::CaseState* current, const v1::Event& event, Instant now,
                               v1::Timeline* into) const {
-  if (current == nullptr) return ApplyTo(nullptr, event, now, into);
+  if (current == nullptr) return ApplyTo(nullptr, event, nullptr, now, into);
   v1::CaseState copy = *current;
-  return ApplyTo(&copy, event, now, into);
+  return ApplyTo(&copy, event, nullptr, now, into);
 }
 
 Result<Outcome> Engine::ApplyTaking(v1::CaseState* current, const v1::Event& event, Instant now,
                                     v1::Timeline* into) const {
   TANDEM_CHECK(current != nullptr);  // REQUIRES in the header
-  return ApplyTo(current, event, now, into);
+  return ApplyTo(current, event, nullptr, now, into);
 }
 
-Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, Instant now,
-                                v1::Timeline* into) const {
+Result<Outcome> Engine::Apply(const v1::CaseState* current, v1::Event&& event, Instant now,
+                              v1::Timeline* into) const {
+  if (current == nullptr) return ApplyTo(nullptr, event, &event, now, into);
+  v1::CaseState copy = *current;
+  return ApplyTo(&copy, event, &event, now, into);
+}
+
+Result<Outcome> Engine::ApplyTaking(v1::CaseState* current, v1::Event&& event, Instant now,
+                                    v1::Timeline* into) const {
+  TANDEM_CHECK(current != nullptr);  // REQUIRES in the header
+  return ApplyTo(current, event, &event, now, into);
+}
+
+Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, v1::Event* take,
+                                Instant now, v1::Timeline* into) const {
   // Phase 1: every check and every fallible computation, on the case as it is.
   TANDEM_RETURN_IF_ERROR(CheckEnvelope(event));
   if (!workflows_.KnowsEventType(event.type())) {
@@ -917,8 +939,7 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   const v1::TransitionDefinition* taken = nullptr;
   if (event.type() == kFactsCorrected) {
     TANDEM_ASSIGN_OR_RETURN(corrections, PlanCorrections(*wf, event, before));
-    const Rules rules(*wf, calendar_, FactView(before.facts()).WithCorrections(corrections),
-                      arena);
+    const Rules rules(*wf, calendar_, FactView(before.facts()).WithCorrections(corrections), arena);
     for (const auto& d : before.deadlines()) {
       const v1::DeadlineDefinition* def = wf->FindDeadline(d.name());
       if (!IsOpen(d) || def == nullptr) continue;
@@ -978,22 +999,22 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   }
   const uint64_t old_next_id = state.next_timer_id();
   state.set_events_applied(state.events_applied() + 1);
-  Change change(*wf, std::move(state), now, event.event_id(), event.type(), std::move(plan),
-                into);
+  Change change(*wf, std::move(state), now, event.event_id(), event.type(), std::move(plan), into);
   if (event.type() == kFactsCorrected) {
     change.Correct(corrections);
     change.RecomputeDeadlines();
   } else if (event.type() == kWithdrawn) {
-    change.RecordFacts(event);
+    change.RecordFacts(event, take);
     change.EnterState(std::string(kWithdrawnState), occurred_on);
     return change.Finish(old_next_id, 0);
   } else {
-    change.RecordFacts(event);
     change.MeetDeadlines(event, occurred_on);
     change.CancelNamed(taken->cancel_deadlines(), "cancelled by " + event.type());
     if (!taken->to().empty()) change.EnterState(taken->to(), occurred_on);
     if (!change.state().closed()) change.StartDeadlines(taken->start_deadlines());
     change.NotifyAll(v1::NOTIFICATION_KIND_TRANSITION, taken->notify());
+    // Last: it may take the event's facts, which the steps above read.
+    change.RecordFacts(event, take);
   }
   // Assessed when the case opens and whenever facts they read may have changed.
   if (current == nullptr || event.type() == kFactsCorrected || wf->AssessmentsRead(event.type())) {

@@ -55,15 +55,23 @@ class Engine {
   //                      no edition of the workflow was in force on the trigger date
   //   kOutOfRange        a deadline it would set lies beyond the calendar's data
   // Does not keep references to its arguments.
-  Result<Outcome> Apply(const v1::CaseState* current, const v1::Event& event,
-                        calendar::Instant now, v1::Timeline* into = nullptr) const;
+  Result<Outcome> Apply(const v1::CaseState* current, const v1::Event& event, calendar::Instant now,
+                        v1::Timeline* into = nullptr) const;
 
   // As Apply, but takes the case out of `*current` instead of copying it, and only when the
   // event is accepted: every check and every computation that can fail runs before the first
   // change, so on an error `*current` is exactly as it was. A caller done with its copy of the
   // case saves a deep copy per event. REQUIRES: current != nullptr.
-  Result<Outcome> ApplyTaking(v1::CaseState* current, const v1::Event& event,
-                              calendar::Instant now, v1::Timeline* into = nullptr) const;
+  Result<Outcome> ApplyTaking(v1::CaseState* current, const v1::Event& event, calendar::Instant now,
+                              v1::Timeline* into = nullptr) const;
+
+  // As Apply and ApplyTaking, and the case's record of the event's facts takes them from
+  // `event` instead of copying them, only when the event is accepted: a refused event is left
+  // as it was (its id and type still name it in a rejection).
+  Result<Outcome> Apply(const v1::CaseState* current, v1::Event&& event, calendar::Instant now,
+                        v1::Timeline* into = nullptr) const;
+  Result<Outcome> ApplyTaking(v1::CaseState* current, v1::Event&& event, calendar::Instant now,
+                              v1::Timeline* into = nullptr) const;
 
   // Fires the pending timer `timer_id` of `current` at `now` (at or after the timer's due
   // instant; a timer fired after it is marked late). Copies the case.
@@ -82,9 +90,10 @@ class Engine {
   const calendar::WorkingDayCalendar& calendar() const { return calendar_; }
 
  private:
-  // Apply and ApplyTaking: `current` is null for a new case, and taken only on success.
-  Result<Outcome> ApplyTo(v1::CaseState* current, const v1::Event& event, calendar::Instant now,
-                          v1::Timeline* into) const;
+  // Apply and ApplyTaking: `current` is null for a new case, and taken only on success, as are
+  // the facts of `take` (null, or `event` itself).
+  Result<Outcome> ApplyTo(v1::CaseState* current, const v1::Event& event, v1::Event* take,
+                          calendar::Instant now, v1::Timeline* into) const;
 
   const WorkflowSet& workflows_;
   const calendar::WorkingDayCalendar& calendar_;

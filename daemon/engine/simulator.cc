@@ -60,12 +60,27 @@ void Simulator::Advance(calendar::Instant until) {
 }
 
 const Simulator::Effects& Simulator::Publish(const v1::Event& event) {
+  return PublishTaking(event, nullptr);
+}
+
+const Simulator::Effects& Simulator::Publish(v1::Event&& event) {
+  return PublishTaking(event, &event);
+}
+
+const Simulator::Effects& Simulator::PublishTaking(const v1::Event& event, v1::Event* take) {
   StartCall();
   Advance(ToInstant(event.occurred_at()));
   auto it = cases_.find(event.case_id());
   // Taken, not copied, when the case exists: a rejected event leaves it as it was.
-  auto outcome = it == cases_.end() ? engine_.Apply(nullptr, event, clock_, timeline_)
-                                    : engine_.ApplyTaking(&it->second, event, clock_, timeline_);
+  const bool exists = it != cases_.end();
+  auto outcome = [&]() -> Result<Outcome> {
+    if (take != nullptr) {
+      return exists ? engine_.ApplyTaking(&it->second, std::move(*take), clock_, timeline_)
+                    : engine_.Apply(nullptr, std::move(*take), clock_, timeline_);
+    }
+    return exists ? engine_.ApplyTaking(&it->second, event, clock_, timeline_)
+                  : engine_.Apply(nullptr, event, clock_, timeline_);
+  }();
   if (!outcome.ok()) {
     *timeline_->add_effects() = RejectionEffect(event, outcome.status(), clock_);
     return timeline_->effects();

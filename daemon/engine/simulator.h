@@ -3,13 +3,13 @@
 // when told. `tandemctl simulate` and the benchmarks run event files through it; partnerships
 // use it to check their configuration. Pure like the engine: it reads no clock and no file.
 
+#include <google/protobuf/arena.h>
+
 #include <cstdint>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/arena.h>
 
 #include "daemon/engine/engine.h"
 
@@ -30,6 +30,9 @@ class Simulator {
   // instant (or at the clock, if the clock is already later). A rejected event becomes a
   // `rejected` effect and changes nothing.
   const Effects& Publish(const v1::Event& event);
+  // As Publish, taking the event's facts into the case instead of copying them when the event
+  // is accepted.
+  const Effects& Publish(v1::Event&& event);
 
   // Fires, in due order, every timer due at or before `until`, and moves the clock there.
   // Timers due at one instant fire in (case id, timer id) order.
@@ -73,6 +76,8 @@ class Simulator {
   v1::Timeline* StartCall();
   void Advance(calendar::Instant until);
   void FireNext();
+  // Both Publish: `take` is null, or `event` itself.
+  const Effects& PublishTaking(const v1::Event& event, v1::Event* take);
 
   const Engine& engine_;
   google::protobuf::Arena arena_;

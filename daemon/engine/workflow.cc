@@ -12,12 +12,12 @@ namespace {
 using internal::LineMap;
 
 constexpr std::array<std::string_view, 9> kRoles = {
-    "la_dsp", "icb_dsp", "police_dsp", "la_lsp", "icb_lsp", "police_lsp",
-    "partnership_chair", "business_unit", "owner_agency"};
+    "la_dsp",     "icb_dsp",           "police_dsp",    "la_lsp",      "icb_lsp",
+    "police_lsp", "partnership_chair", "business_unit", "owner_agency"};
 
-constexpr std::array<std::string_view, 9> kPlaceholders = {
-    "case_id", "partnership", "workflow", "state", "event_type", "deadline", "due_on", "title",
-    "edition"};
+constexpr std::array<std::string_view, 9> kPlaceholders = {"case_id", "partnership", "workflow",
+                                                           "state",   "event_type",  "deadline",
+                                                           "due_on",  "title",       "edition"};
 
 std::string Idx(std::string_view base, int i) {
   return std::string(base) + "[" + std::to_string(i) + "]";
@@ -67,7 +67,8 @@ class Checker {
       const auto& p = def_.parameters(i);
       const std::string path = Idx("parameters", i);
       if (p.name().empty()) return Err(path + ".name", "is required");
-      if (!names.insert(p.name()).second) return Err(path + ".name", "'" + p.name() + "' given twice");
+      if (!names.insert(p.name()).second)
+        return Err(path + ".name", "'" + p.name() + "' given twice");
       if (p.values().empty()) return Err(path + ".values", "lists no values");
       if (std::find(p.values().begin(), p.values().end(), p.default_()) == p.values().end()) {
         return Err(path + ".default", "must be one of the parameter's values");
@@ -97,7 +98,8 @@ class Checker {
         if (f.name().find('.') != std::string::npos) {
           return Err(fp + ".name", "'" + f.name() + "' may not contain '.'");
         }
-        if (!facts.insert(f.name()).second) return Err(fp + ".name", "'" + f.name() + "' given twice");
+        if (!facts.insert(f.name()).second)
+          return Err(fp + ".name", "'" + f.name() + "' given twice");
         if (f.type() == v1::FACT_TYPE_UNSPECIFIED) return Err(fp + ".type", "is required");
         if ((f.type() == v1::FACT_TYPE_ENUM) != (f.values_size() > 0)) {
           return Err(fp + ".values", "are required for an enum fact and only for one");
@@ -116,7 +118,8 @@ class Checker {
       if (s.name() == kWithdrawnState) {
         return Err(path + ".name", "'withdrawn' is the built-in state of a withdrawn case");
       }
-      if (!states_.insert(s.name()).second) return Err(path + ".name", "'" + s.name() + "' given twice");
+      if (!states_.insert(s.name()).second)
+        return Err(path + ".name", "'" + s.name() + "' given twice");
     }
     for (const auto& d : def_.deadlines()) deadline_names_.insert(d.name());
     for (int i = 0; i < def_.states_size(); ++i) {
@@ -170,8 +173,10 @@ class Checker {
       const auto& d = def_.deadlines(i);
       const std::string path = Idx("deadlines", i);
       if (d.name().empty()) return Err(path + ".name", "is required");
-      if (!names.insert(d.name()).second) return Err(path + ".name", "'" + d.name() + "' given twice");
-      if (d.source().empty()) return Err(path + ".source", "is required: every rule names its source");
+      if (!names.insert(d.name()).second)
+        return Err(path + ".name", "'" + d.name() + "' given twice");
+      if (d.source().empty())
+        return Err(path + ".source", "is required: every rule names its source");
       if (d.confidence() == v1::CONFIDENCE_UNSPECIFIED) {
         return Err(path + ".confidence", "is required (v, v1, r or u)");
       }
@@ -190,7 +195,8 @@ class Checker {
       for (int j = 0; j < d.warnings_size(); ++j) {
         const auto& w = d.warnings(j);
         const std::string wp = Idx(path + ".warnings", j);
-        if (w.working_days_before() == 0) return Err(wp + ".working_days_before", "must be 1 or more");
+        if (w.working_days_before() == 0)
+          return Err(wp + ".working_days_before", "must be 1 or more");
         TANDEM_RETURN_IF_ERROR(Roles(w.notify(), wp + ".notify"));
         TANDEM_RETURN_IF_ERROR(Template(w.subject(), wp + ".subject"));
       }
@@ -202,7 +208,8 @@ class Checker {
         if (!m.date_fact().empty()) {
           const v1::FactDefinition* f = internal::FindFactDefinition(*e, m.date_fact());
           if (f == nullptr || f->type() != v1::FACT_TYPE_DATE) {
-            return Err(mp + ".date_fact", "'" + m.event() + "' has no date fact '" + m.date_fact() + "'");
+            return Err(mp + ".date_fact",
+                       "'" + m.event() + "' has no date fact '" + m.date_fact() + "'");
           }
         }
       }
@@ -214,13 +221,15 @@ class Checker {
       for (int j = 0; j < d.escalations_size(); ++j) {
         const auto& e = d.escalations(j);
         const std::string ep = Idx(path + ".escalations", j);
-        if (e.working_days_after() == 0) return Err(ep + ".working_days_after", "must be 1 or more");
+        if (e.working_days_after() == 0)
+          return Err(ep + ".working_days_after", "must be 1 or more");
         if (e.notify().empty()) return Err(ep + ".notify", "names no role");
         TANDEM_RETURN_IF_ERROR(Roles(e.notify(), ep + ".notify"));
         TANDEM_RETURN_IF_ERROR(Template(e.subject(), ep + ".subject"));
       }
       for (int j = 0; j < d.suppressed_in_states_size(); ++j) {
-        TANDEM_RETURN_IF_ERROR(StateRef(d.suppressed_in_states(j), Idx(path + ".suppressed_in_states", j)));
+        TANDEM_RETURN_IF_ERROR(
+            StateRef(d.suppressed_in_states(j), Idx(path + ".suppressed_in_states", j)));
       }
     }
     return OkStatus();
@@ -235,7 +244,8 @@ class Checker {
       return Err(path, "needs 'facts' (date facts, first present wins) or 'state_entered: true'");
     }
     for (int i = 0; i < a.facts().values_size(); ++i) {
-      TANDEM_RETURN_IF_ERROR(FactRef(a.facts().values(i), Idx(path + ".facts", i), v1::FACT_TYPE_DATE).status());
+      TANDEM_RETURN_IF_ERROR(
+          FactRef(a.facts().values(i), Idx(path + ".facts", i), v1::FACT_TYPE_DATE).status());
     }
     return OkStatus();
   }
@@ -267,7 +277,8 @@ class Checker {
         for (const auto& v : f.in().values()) values.push_back(v);
         for (const auto& v : values) {
           if (!internal::ValueTextFits(*def, v)) {
-            return Err(path + ".fact", "'" + v + "' is not a possible value of fact '" + f.name() + "'");
+            return Err(path + ".fact",
+                       "'" + v + "' is not a possible value of fact '" + f.name() + "'");
           }
         }
         return OkStatus();
@@ -277,7 +288,8 @@ class Checker {
         TANDEM_RETURN_IF_ERROR(FactRef(a.dob(), path + ".age.dob", v1::FACT_TYPE_DATE).status());
         if (a.on().empty()) return Err(path + ".age.on", "names no date fact");
         for (int i = 0; i < a.on_size(); ++i) {
-          TANDEM_RETURN_IF_ERROR(FactRef(a.on(i), Idx(path + ".age.on", i), v1::FACT_TYPE_DATE).status());
+          TANDEM_RETURN_IF_ERROR(
+              FactRef(a.on(i), Idx(path + ".age.on", i), v1::FACT_TYPE_DATE).status());
         }
         if (a.below() == 0) return Err(path + ".age.below", "must be 1 or more");
         return OkStatus();
@@ -299,8 +311,10 @@ class Checker {
         const auto& p = c.parameter();
         for (const auto& def : def_.parameters()) {
           if (def.name() != p.name()) continue;
-          if (std::find(def.values().begin(), def.values().end(), p.equals()) == def.values().end()) {
-            return Err(path + ".parameter.equals", "'" + p.equals() + "' is not a value of parameter '" + p.name() + "'");
+          if (std::find(def.values().begin(), def.values().end(), p.equals()) ==
+              def.values().end()) {
+            return Err(path + ".parameter.equals",
+                       "'" + p.equals() + "' is not a value of parameter '" + p.name() + "'");
           }
           return OkStatus();
         }
@@ -342,7 +356,8 @@ class Checker {
     return OkStatus();
   }
 
-  Status Roles(const google::protobuf::RepeatedPtrField<std::string>& roles, const std::string& path) {
+  Status Roles(const google::protobuf::RepeatedPtrField<std::string>& roles,
+               const std::string& path) {
     for (int i = 0; i < roles.size(); ++i) {
       if (!IsKnownRole(roles[i])) return Err(Idx(path, i), "unknown role '" + roles[i] + "'");
     }
@@ -357,7 +372,8 @@ class Checker {
   }
 
   Status Template(const std::string& text, const std::string& path) {
-    for (std::size_t open = text.find('{'); open != std::string::npos; open = text.find('{', open + 1)) {
+    for (std::size_t open = text.find('{'); open != std::string::npos;
+         open = text.find('{', open + 1)) {
       const std::size_t close = text.find('}', open);
       if (close == std::string::npos) return Err(path, "has an unclosed '{'");
       const std::string_view name(text.data() + open + 1, close - open - 1);
@@ -412,7 +428,8 @@ Status Workflow::Check(const LineMap& lines) {
   TANDEM_RETURN_IF_ERROR(Checker(def_, lines, origin_).Run());
   // Checker verified the edition date parses.
   effective_from_ = *calendar::ParseCivilDay(def_.edition().effective_from());
-  edition_label_ = def_.edition().name() + " (in force from " + def_.edition().effective_from() + ")";
+  edition_label_ =
+      def_.edition().name() + " (in force from " + def_.edition().effective_from() + ")";
   leap_ = def_.leap_day_birthday() == v1::LEAP_DAY_BIRTHDAY_FEBRUARY_28
               ? calendar::LeapDayBirthday::kFebruary28
               : calendar::LeapDayBirthday::kMarch1;
@@ -556,10 +573,9 @@ Result<const Workflow*> WorkflowSet::ForNewCase(const v1::Event& event) const {
     if (wf->effective_from() <= day) chosen = wf;
   }
   if (chosen == nullptr) {
-    return FailedPreconditionError(
-        "no edition of workflow '" + editions.front()->name() + "' was in force on " + what +
-        "; the earliest loaded is " +
-        editions.front()->edition_label());
+    return FailedPreconditionError("no edition of workflow '" + editions.front()->name() +
+                                   "' was in force on " + what + "; the earliest loaded is " +
+                                   editions.front()->edition_label());
   }
   return chosen;
 }

@@ -113,13 +113,13 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
   engine::Engine engine(**workflows, **cal);
   engine::Simulator sim(engine);
   std::size_t beyond = 0;
-  for (const auto& event : events) {
+  for (auto& event : events) {
     // --until ends the simulated time: later events are not applied either.
     if (until && engine::ToInstant(event.occurred_at()) > *until) {
       ++beyond;
       continue;
     }
-    print(sim.Publish(event));
+    print(sim.Publish(std::move(event)));
   }
   if (beyond > 0) {
     std::fprintf(err, "tandemctl simulate: %zu events after --until %s not applied\n", beyond,

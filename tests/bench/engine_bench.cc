@@ -314,7 +314,7 @@ void BM_SimulateTenYears(benchmark::State& state) {
     std::vector<v1::Event> slice;
     auto publish_slice = [&] {
       state.ResumeTiming();
-      for (const auto& e : slice) count(sim->Publish(e));
+      for (auto& e : slice) count(sim->Publish(std::move(e)));
       state.PauseTiming();
       slice.clear();
     };

@@ -1010,8 +1010,8 @@ TEST_F(GuardsTest, AssessmentReadingALaterEventsFactChangesOnThatEvent) {
   driver.MustApply(Event("g1", "G-1", "person.seen", "2026-06-15T10:00:00Z",
                          {{"seen_on", "2026-06-15"}, {"kind", "x"}}));
   EXPECT_EQ(test::Assessment(driver.state(), "result_bad"), false);
-  EXPECT_THAT(Describe(driver.MustApply(Event("g2", "G-1", "person.checked",
-                                              "2026-06-16T10:00:00Z", {{"result", "bad"}}))),
+  EXPECT_THAT(Describe(driver.MustApply(Event("g2", "G-1", "person.checked", "2026-06-16T10:00:00Z",
+                                              {{"result", "bad"}}))),
               ElementsAre("state seen -> flagged", "assessment result_bad = true"));
   EXPECT_EQ(test::Assessment(driver.state(), "result_bad"), true);
 }
@@ -1182,6 +1182,30 @@ TEST_F(StagesTest, FireTakingTakesTheCaseWhenItSucceeds) {
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   EXPECT_EQ(outcome->state.state(), "overdue");
   EXPECT_EQ(test::Deadline(outcome->state, "job_due")->status(), v1::DEADLINE_STATUS_BREACHED);
+}
+
+// Apply and ApplyTaking on an rvalue event take its facts into the case, only when accepted.
+TEST_F(EngineTest, TakingAnEventsFactsLeavesARefusedEventWhole) {
+  Open();
+  v1::CaseState taken = driver_.state();
+  const Engine& engine = driver_.engine();
+  v1::Event refused = Event("rr", kCase, "rapid_review.submitted", "2026-12-28T10:00:00Z",
+                            {{"submitted_on", "2026-12-28"}, {"decision", "lcspr"}});
+  auto no = engine.ApplyTaking(&taken, std::move(refused), At("2026-12-28T10:00:00Z"));
+  ASSERT_FALSE(no.ok());
+  // Documented: a refused event is left as it was, so a moved-from one is still whole.
+  EXPECT_EQ(refused.facts().fields().size(), 2u);  // NOLINT(bugprone-use-after-move)
+  // Submitted late on its own date fact: the met effect read the facts before they were taken.
+  v1::Event submitted = Event("ns", kCase, "notification.submitted", "2027-01-07T10:00:00Z",
+                              {{"submitted_on", "2027-01-06"}});
+  auto yes = engine.ApplyTaking(&taken, std::move(submitted), At("2027-01-07T10:00:00Z"));
+  ASSERT_TRUE(yes.ok()) << yes.status().ToString();
+  EXPECT_TRUE(submitted.facts().fields().empty());  // NOLINT(bugprone-use-after-move)
+  EXPECT_THAT(Describe(yes->effects),
+              testing::Contains("met sin_notification due 2027-01-05 on 2027-01-06 (late)"));
+  const v1::FactRecord& last = yes->state.facts(yes->state.facts_size() - 1);
+  EXPECT_EQ(last.event_type(), "notification.submitted");
+  EXPECT_EQ(last.facts().fields().at("submitted_on").string_value(), "2027-01-06");
 }
 
 TEST_F(EngineTest, ApplyTakingLeavesTheCaseUntouchedOnEveryKindOfRejection) {
