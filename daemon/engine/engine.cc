@@ -498,7 +498,11 @@ class Change {
               "in state {state}.";
     v1::Effect* e = Emit();
     v1::Notification* n = e->mutable_notification();
-    n->set_notification_id(state().case_id() + ":" + cause_ + ":" + std::to_string(++notified_));
+    std::string id;
+    id.reserve(state().case_id().size() + cause_.size() + 8);
+    id.append(state().case_id()).append(":").append(cause_).append(":");
+    id.append(std::to_string(++notified_));
+    n->set_notification_id(std::move(id));
     n->set_kind(kind);
     *n->mutable_roles() = roles;
     n->set_subject(

@@ -136,19 +136,39 @@ Status CheckFactValue(const v1::FactDefinition& fact, const google::protobuf::Va
   return InternalError("fact '" + name + "' has no declared type");
 }
 
+namespace {
+
+Status CheckFact(const v1::EventTypeDefinition& event, const std::string& name,
+                 const google::protobuf::Value& value) {
+  const v1::FactDefinition* def = FindFactDefinition(event, name);
+  if (def == nullptr) {
+    return InvalidArgumentError("unknown fact '" + name + "' for event type '" + event.type() +
+                                "'");
+  }
+  return CheckFactValue(*def, value);
+}
+
+}  // namespace
+
 Status CheckFacts(const v1::EventTypeDefinition& event, const google::protobuf::Struct& facts) {
+  // Most events are good: check them in the map's order first, and sort only to report.
+  bool all_good = true;
+  for (const auto& [name, value] : facts.fields()) {
+    if (!CheckFact(event, name, value).ok()) {
+      all_good = false;
+      break;
+    }
+  }
   // Checked in name order so that the reason is the same every time (the map is unordered).
   std::vector<const google::protobuf::MapPair<std::string, google::protobuf::Value>*> fields;
-  fields.reserve(facts.fields_size());
-  for (const auto& field : facts.fields()) fields.push_back(&field);
-  std::sort(fields.begin(), fields.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
-  for (const auto* field : fields) {
-    const v1::FactDefinition* def = FindFactDefinition(event, field->first);
-    if (def == nullptr) {
-      return InvalidArgumentError("unknown fact '" + field->first + "' for event type '" +
-                                  event.type() + "'");
+  if (!all_good) {
+    fields.reserve(facts.fields_size());
+    for (const auto& field : facts.fields()) fields.push_back(&field);
+    std::sort(fields.begin(), fields.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+    for (const auto* field : fields) {
+      TANDEM_RETURN_IF_ERROR(CheckFact(event, field->first, field->second));
     }
-    TANDEM_RETURN_IF_ERROR(CheckFactValue(*def, field->second));
   }
   for (const auto& f : event.facts()) {
     if (f.required() && facts.fields().count(f.name()) == 0) {
