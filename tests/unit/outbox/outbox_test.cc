@@ -1,0 +1,489 @@
+#include "daemon/outbox/outbox.h"
+
+#include <gmock/gmock.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "daemon/engine/engine.h"
+#include "daemon/store/store.h"
+#include "tests/unit/outbox/outbox_test_util.h"
+
+namespace tandem::outbox {
+namespace {
+
+using std::chrono::seconds;
+using test::At;
+using test::Attempt;
+using test::FakeClock;
+using test::Journal;
+using test::OutboxSequences;
+using test::ScriptedSink;
+using test::Settle;
+using test::TestWriter;
+using test::WaitUntil;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Kind = DeliveryResult::Kind;
+
+// Options that make the tests fast and exact: no jitter, a short poll, a fixed seed.
+DispatcherOptions TestOptions() {
+  DispatcherOptions options;
+  options.jitter = 0.0;
+  options.seed = 1;
+  options.idle_poll = std::chrono::milliseconds(10);
+  return options;
+}
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = store::test::MustOpen(dir_.path() / "db");
+    ASSERT_NE(store_, nullptr);
+  }
+
+  // Opens each case, then fires every pending timer in due order: three notifications per
+  // case, the cases' interleaved by due instant.
+  void Fill(const std::vector<std::string>& case_ids) {
+    for (const std::string& case_id : case_ids) {
+      ASSERT_TRUE(test::AcceptIncident(*store_, "e-" + case_id, case_id));
+    }
+    ASSERT_TRUE(test::FireAllTimers(*store_));
+  }
+
+  // Makes the dispatcher (not started) with `sinks` and a writer, automatic or queueing.
+  Dispatcher& Make(std::vector<std::unique_ptr<Sink>> sinks, DispatcherOptions options,
+                   bool automatic = true) {
+    writer_ = std::make_unique<TestWriter>(store_.get(), &clock_, automatic);
+    dispatcher_ = std::make_unique<Dispatcher>(*store_, std::move(sinks), std::move(options),
+                                               clock_.Function(), writer_->Callback());
+    writer_->set_dispatcher(dispatcher_.get());
+    return *dispatcher_;
+  }
+
+  std::unique_ptr<Sink> Recording(const std::string& name, int failures = 0,
+                                  std::function<bool(const v1::OutboxRecord&)> fails = nullptr) {
+    return std::make_unique<ScriptedSink>(name, &journal_, failures, std::move(fails));
+  }
+
+  bool OutboxEmpty() { return OutboxSequences(*store_).empty(); }
+
+  // The store's audit records of delivered / dead-lettered notifications.
+  std::vector<v1::AuditRecord> AuditOf(bool delivered) {
+    auto audit = store_->AuditRecords(1, 10000);
+    EXPECT_TRUE(audit.ok());
+    std::vector<v1::AuditRecord> out;
+    for (const auto& r : *audit) {
+      if (delivered ? r.has_notification_delivered() : r.has_notification_dead_lettered()) {
+        out.push_back(r);
+      }
+    }
+    return out;
+  }
+
+  // Members are destroyed bottom-up: the dispatcher stops before the writer and store go.
+  store::test::ScopedDir dir_;
+  std::unique_ptr<store::Store> store_;
+  FakeClock clock_{At("2027-03-01T09:00:00Z")};
+  Journal journal_;
+  std::unique_ptr<TestWriter> writer_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+};
+
+TEST_F(DispatcherTest, DeliversEveryRecordToEverySinkInOrderAndEmptiesTheOutbox) {
+  Fill({"SI-1", "SI-2"});
+  const std::vector<uint64_t> sequences = OutboxSequences(*store_);
+  ASSERT_EQ(sequences.size(), 6u);
+  const auto jsonl = dir_.path() / "out" / "notifications.jsonl";
+  auto file_sink = MakeJsonLinesSink(jsonl);
+  ASSERT_TRUE(file_sink.ok()) << file_sink.status().ToString();
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(Recording("a"));
+  sinks.push_back(Recording("b"));
+  sinks.push_back(std::move(file_sink).value());
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());
+  dispatcher.Start();
+
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  dispatcher.Stop();
+  EXPECT_EQ(journal_.Sequences("a"), sequences);
+  EXPECT_EQ(journal_.Sequences("b"), sequences);
+  // Each record goes to the sinks in their order before the next record.
+  const auto attempts = journal_.attempts();
+  ASSERT_EQ(attempts.size(), 12u);
+  for (std::size_t i = 0; i < attempts.size(); ++i) {
+    EXPECT_EQ(attempts[i].sink, i % 2 == 0 ? "a" : "b");
+    EXPECT_EQ(attempts[i].sequence, sequences[i / 2]);
+  }
+  for (const DeliveryResult& r : writer_->reported()) {
+    EXPECT_EQ(r.kind, Kind::kDelivered);
+    EXPECT_EQ(r.attempts, 1u);
+    EXPECT_TRUE(r.error.empty());
+  }
+  EXPECT_EQ(writer_->reported().size(), 6u);
+  const auto delivered = AuditOf(true);
+  ASSERT_EQ(delivered.size(), 6u);
+  for (const auto& r : delivered) EXPECT_EQ(r.notification_delivered().attempts(), 1u);
+  EXPECT_TRUE(store_->DeadLetters(10)->empty());
+
+  // The file holds one JSON object per notification, in sequence order.
+  std::ifstream in(jsonl);
+  std::vector<std::string> ids;
+  for (std::string line; std::getline(in, line);) {
+    google::protobuf::Struct object;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &object).ok()) << line;
+    ids.push_back(object.fields()
+                      .at("notification")
+                      .struct_value()
+                      .fields()
+                      .at("notification_id")
+                      .string_value());
+  }
+  std::vector<std::string> expected;
+  for (const Attempt& a : attempts) {
+    if (a.sink == "a") expected.push_back(a.notification_id);
+  }
+  EXPECT_EQ(ids, expected);
+}
+
+TEST_F(DispatcherTest, RetriesWithExponentialBackoffOnTheInjectedClock) {
+  Fill({"SI-1"});
+  ASSERT_THAT(OutboxSequences(*store_), ElementsAre(1, 2, 3));
+  DispatcherOptions options = TestOptions();
+  options.initial_backoff = seconds(5);
+  options.max_backoff = seconds(12);
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(
+      Recording("flaky", 3, [](const v1::OutboxRecord& r) { return r.sequence() == 1; }));
+  Dispatcher& dispatcher = Make(std::move(sinks), options);
+  const calendar::Instant t0 = clock_.Now();
+  dispatcher.Start();
+
+  // First failure: 5 s.
+  ASSERT_TRUE(writer_->WaitReported(1));
+  DeliveryResult r = writer_->reported()[0];
+  EXPECT_EQ(r.kind, Kind::kRetry);
+  EXPECT_EQ(r.sequence, 1u);
+  EXPECT_EQ(r.attempts, 1u);
+  EXPECT_EQ(r.next_attempt_at, t0 + seconds(5));
+  EXPECT_THAT(r.error, HasSubstr("flaky: unavailable: test sink flaky is down"));
+  ASSERT_TRUE(Settle(dispatcher));
+  auto row = store_->Outbox(1);
+  ASSERT_TRUE(row.ok() && row->size() == 1u);
+  EXPECT_EQ((*row)[0].attempts(), 1u);
+  EXPECT_EQ(engine::ToInstant((*row)[0].next_attempt_at()), t0 + seconds(5));
+  EXPECT_THAT((*row)[0].last_error(), HasSubstr("test sink flaky is down"));
+  // The case's later records wait behind it.
+  EXPECT_THAT(journal_.Sequences("flaky", true), ElementsAre(1));
+
+  // Not a second early.
+  clock_.Advance(seconds(4));
+  ASSERT_TRUE(Settle(dispatcher));
+  EXPECT_EQ(journal_.size(), 1u);
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(writer_->WaitReported(2));
+  r = writer_->reported()[1];
+  EXPECT_EQ(r.kind, Kind::kRetry);
+  EXPECT_EQ(r.attempts, 2u);
+  EXPECT_EQ(r.next_attempt_at, t0 + seconds(5 + 10));
+
+  // Third failure: 20 s, capped at 12.
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(writer_->WaitReported(3));
+  r = writer_->reported()[2];
+  EXPECT_EQ(r.kind, Kind::kRetry);
+  EXPECT_EQ(r.attempts, 3u);
+  EXPECT_EQ(r.next_attempt_at, t0 + seconds(5 + 10 + 12));
+  clock_.Advance(seconds(11));
+  ASSERT_TRUE(Settle(dispatcher));
+  EXPECT_EQ(journal_.size(), 3u);
+
+  // The fourth attempt succeeds, and the case's later records follow in order.
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  EXPECT_THAT(journal_.Sequences("flaky", true), ElementsAre(1, 1, 1, 1, 2, 3));
+  EXPECT_EQ(writer_->reported()[3].kind, Kind::kDelivered);
+  EXPECT_EQ(writer_->reported()[3].attempts, 4u);
+  const auto delivered = AuditOf(true);
+  ASSERT_EQ(delivered.size(), 3u);
+  EXPECT_EQ(delivered[0].notification_delivered().outbox_sequence(), 1u);
+  EXPECT_EQ(delivered[0].notification_delivered().attempts(), 4u);
+  // Each retry carried the attempts made before it.
+  const auto attempts = journal_.attempts();
+  for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(attempts[i].attempts_before, i);
+}
+
+TEST_F(DispatcherTest, JitteredBackoffStaysWithinItsBoundsWithAFixedSeed) {
+  Fill({"SI-1"});
+  DispatcherOptions options = TestOptions();
+  options.initial_backoff = seconds(100);
+  options.max_backoff = seconds(100000);
+  options.jitter = 0.5;
+  options.seed = 42;
+  options.max_attempts = 6;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(Recording("down", -1));
+  Dispatcher& dispatcher = Make(std::move(sinks), options);
+  dispatcher.Start();
+
+  bool any_jittered = false;
+  for (uint32_t attempts = 1; attempts < 6; ++attempts) {
+    ASSERT_TRUE(writer_->WaitReported(attempts));
+    const DeliveryResult r = writer_->reported()[attempts - 1];
+    ASSERT_EQ(r.kind, Kind::kRetry);
+    ASSERT_EQ(r.attempts, attempts);
+    const int64_t base = 100LL << (attempts - 1);
+    const int64_t wait = (r.next_attempt_at - clock_.Now()).count();
+    EXPECT_GE(wait, base / 2) << attempts;
+    EXPECT_LE(wait, base + base / 2) << attempts;
+    any_jittered = any_jittered || wait != base;
+    clock_.Set(r.next_attempt_at);
+  }
+  EXPECT_TRUE(any_jittered);
+  ASSERT_TRUE(writer_->WaitReported(6));
+  EXPECT_EQ(writer_->reported()[5].kind, Kind::kDeadLetter);
+}
+
+TEST_F(DispatcherTest, DeadLettersARecordAfterMaxAttemptsThenDeliversTheRestOfItsCase) {
+  Fill({"SI-1"});
+  DispatcherOptions options = TestOptions();
+  options.max_attempts = 3;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(
+      Recording("broken", -1, [](const v1::OutboxRecord& r) { return r.sequence() == 1; }));
+  Dispatcher& dispatcher = Make(std::move(sinks), options);
+  dispatcher.Start();
+
+  ASSERT_TRUE(writer_->WaitReported(1));
+  clock_.Advance(seconds(5));
+  ASSERT_TRUE(writer_->WaitReported(2));
+  clock_.Advance(seconds(10));
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  const auto reported = writer_->reported();
+  ASSERT_EQ(reported.size(), 5u);
+  EXPECT_EQ(reported[0].kind, Kind::kRetry);
+  EXPECT_EQ(reported[1].kind, Kind::kRetry);
+  EXPECT_EQ(reported[2].kind, Kind::kDeadLetter);
+  EXPECT_EQ(reported[2].sequence, 1u);
+  EXPECT_EQ(reported[2].attempts, 3u);
+  EXPECT_THAT(reported[2].error, HasSubstr("broken: unavailable"));
+  EXPECT_EQ(reported[3].kind, Kind::kDelivered);
+  EXPECT_EQ(reported[4].kind, Kind::kDelivered);
+
+  auto dead = store_->DeadLetters(10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].sequence(), 1u);
+  EXPECT_EQ((*dead)[0].attempts(), 3u);
+  EXPECT_THAT((*dead)[0].last_error(), HasSubstr("test sink broken is down"));
+  const auto audit = AuditOf(false);
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].notification_dead_lettered().attempts(), 3u);
+  EXPECT_EQ(audit[0].notification_dead_lettered().notification_id(), "SI-1:timer:1:1");
+  EXPECT_THAT(journal_.Sequences("broken", true), ElementsAre(1, 1, 1, 2, 3));
+}
+
+TEST_F(DispatcherTest, CountsTheAttemptsTheStoreAlreadyRecorded) {
+  Fill({"SI-1"});
+  // A previous run failed record 1 seven times.
+  store::Batch batch = store_->NewBatch();
+  ASSERT_TRUE(batch.Reschedule(1, 7, clock_.Now(), "earlier failure").ok());
+  ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(Recording("down", 1));
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());  // max_attempts 8
+  dispatcher.Start();
+  ASSERT_TRUE(writer_->WaitReported(1));
+  const DeliveryResult r = writer_->reported()[0];
+  EXPECT_EQ(r.kind, Kind::kDeadLetter);
+  EXPECT_EQ(r.attempts, 8u);
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  EXPECT_EQ((*store_->DeadLetters(10))[0].attempts(), 8u);
+}
+
+TEST_F(DispatcherTest, DoesNotDeliverARecordAgainWhileItsOutcomeAwaitsTheWriter) {
+  Fill({"SI-1", "SI-2"});
+  std::vector<std::unique_ptr<Sink>> sinks;
+  // Record 1 fails once: its row still says "due now" until the writer records the retry.
+  sinks.push_back(Recording("s", 1, [](const v1::OutboxRecord& r) { return r.sequence() == 1; }));
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions(), /*automatic=*/false);
+  dispatcher.Start();
+
+  // Record 1 failed; SI-1's later records wait behind it; SI-2's three were delivered.
+  ASSERT_TRUE(writer_->WaitReported(4));
+  ASSERT_TRUE(Settle(dispatcher));
+  clock_.Advance(seconds(3600));  // past record 1's back-off, too
+  ASSERT_TRUE(Settle(dispatcher));
+  ASSERT_TRUE(Settle(dispatcher));
+  EXPECT_EQ(journal_.size(), 4u);
+  EXPECT_EQ(writer_->reported().size(), 4u);
+  EXPECT_EQ(OutboxSequences(*store_).size(), 6u);  // nothing recorded yet
+
+  // The writer commits; record 1 is due again and its case follows; nothing goes twice.
+  writer_->ApplyPending();
+  ASSERT_TRUE(writer_->WaitReported(5));
+  writer_->ApplyPending();
+  ASSERT_TRUE(writer_->WaitReported(7));
+  writer_->ApplyPending();
+  ASSERT_TRUE(Settle(dispatcher));
+  EXPECT_TRUE(OutboxEmpty());
+  EXPECT_EQ(writer_->reported().size(), 7u);
+  std::vector<uint64_t> ok = journal_.Sequences("s");
+  std::sort(ok.begin(), ok.end());
+  EXPECT_EQ(ok, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST_F(DispatcherTest, AFailingRecordHoldsBackItsOwnCaseOnly) {
+  Fill({"SI-1", "SI-2"});
+  const std::vector<uint64_t> si1 = OutboxSequences(*store_, "SI-1");
+  const std::vector<uint64_t> si2 = OutboxSequences(*store_, "SI-2");
+  ASSERT_EQ(si1.size(), 3u);
+  ASSERT_EQ(si2.size(), 3u);
+  // The case's records interleave with the other's, so holding back is per case, not a prefix.
+  ASSERT_LT(si2.front(), si1.back());
+  const uint64_t first = si1.front();
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(
+      Recording("s", 1, [first](const v1::OutboxRecord& r) { return r.sequence() == first; }));
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());
+  dispatcher.Start();
+
+  ASSERT_TRUE(WaitUntil([&] { return OutboxSequences(*store_, "SI-2").empty(); }));
+  ASSERT_TRUE(Settle(dispatcher));
+  EXPECT_EQ(OutboxSequences(*store_, "SI-1"), si1);
+  EXPECT_EQ(journal_.Sequences("s", true), (std::vector<uint64_t>{si1[0], si2[0], si2[1], si2[2]}));
+
+  clock_.Advance(seconds(5));
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  std::vector<uint64_t> si1_delivered;
+  for (const uint64_t s : journal_.Sequences("s")) {
+    if (std::find(si1.begin(), si1.end(), s) != si1.end()) si1_delivered.push_back(s);
+  }
+  EXPECT_EQ(si1_delivered, si1);
+}
+
+TEST_F(DispatcherTest, WakePicksUpRowsCommittedAfterStart) {
+  DispatcherOptions options = TestOptions();
+  options.idle_poll = std::chrono::minutes(10);  // only Wake can find the new rows in time
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(Recording("s"));
+  Dispatcher& dispatcher = Make(std::move(sinks), options);
+  dispatcher.Start();
+  ASSERT_TRUE(WaitUntil([&] { return dispatcher.ScansForTest() >= 1; }));
+  writer_->Locked([&] { Fill({"SI-1"}); });
+  dispatcher.Wake();
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  EXPECT_THAT(journal_.Sequences("s"), ElementsAre(1, 2, 3));
+}
+
+TEST_F(DispatcherTest, SleepsUntilTheEarliestRetryIsDueWithoutBeingWoken) {
+  Fill({"SI-1"});
+  DispatcherOptions options = TestOptions();
+  options.idle_poll = std::chrono::minutes(10);
+  options.initial_backoff = seconds(1);
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(Recording("s", 1, [](const v1::OutboxRecord& r) { return r.sequence() == 1; }));
+  Dispatcher& dispatcher = Make(std::move(sinks), options, /*automatic=*/false);
+  dispatcher.Start();
+  ASSERT_TRUE(writer_->WaitReported(1));
+  // The first scan ends with record 1 awaiting its record and its case held: nothing is due, so
+  // only Wake, Recorded or the 10 minute poll could start another.
+  ASSERT_TRUE(WaitUntil([&] { return dispatcher.ScansForTest() >= 1; }));
+  EXPECT_EQ(dispatcher.ScansForTest(), 1u);
+  // The rescan after Recorded sees the retry due in 1 s and sleeps that long, not idle_poll.
+  writer_->ApplyPending();
+  ASSERT_TRUE(WaitUntil([&] { return dispatcher.ScansForTest() >= 2; }));
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(writer_->WaitReported(4));
+  EXPECT_THAT(journal_.Sequences("s", true), ElementsAre(1, 1, 2, 3));
+  writer_->ApplyPending();
+  EXPECT_TRUE(OutboxEmpty());
+}
+
+TEST_F(DispatcherTest, StopWhileABackoffIsPendingReturnsPromptly) {
+  Fill({"SI-1"});
+  DispatcherOptions options = TestOptions();
+  options.idle_poll = std::chrono::minutes(10);
+  options.initial_backoff = seconds(3600);
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(Recording("down", -1));
+  Dispatcher& dispatcher = Make(std::move(sinks), options);
+  dispatcher.Start();
+  ASSERT_TRUE(writer_->WaitReported(1));
+  ASSERT_TRUE(Settle(dispatcher));  // now asleep until the back-off or the poll
+  const auto started = std::chrono::steady_clock::now();
+  dispatcher.Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, seconds(1));
+  dispatcher.Stop();  // idempotent
+  EXPECT_EQ(journal_.size(), 1u);
+}
+
+TEST_F(DispatcherTest, StopFinishesTheDeliveryInProgressAndDeliversNothingAfter) {
+  Fill({"SI-1"});
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  bool first = true;
+  // A sink whose first delivery blocks until the test releases it.
+  class Blocking final : public Sink {
+   public:
+    explicit Blocking(std::function<void()> block) : block_(std::move(block)) {}
+    std::string_view name() const override { return "blocking"; }
+    Status Deliver(const v1::OutboxRecord&) override {
+      block_();
+      return OkStatus();
+    }
+
+   private:
+    std::function<void()> block_;
+  };
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::make_unique<Blocking>([&] {
+    if (!first) return;
+    first = false;
+    entered.set_value();
+    released.wait();
+  }));
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());
+  dispatcher.Start();
+  ASSERT_EQ(entered.get_future().wait_for(test::kWait), std::future_status::ready);
+
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    dispatcher.Stop();
+    stopped = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(stopped.load());  // Stop waits for the delivery in progress
+  release.set_value();
+  stopper.join();
+  EXPECT_TRUE(stopped.load());
+  // The finished delivery was reported; the other two records were left for the next run.
+  const auto reported = writer_->reported();
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(reported[0].kind, Kind::kDelivered);
+  EXPECT_EQ(reported[0].sequence, 1u);
+  EXPECT_THAT(OutboxSequences(*store_), ElementsAre(2, 3));
+}
+
+TEST_F(DispatcherTest, StopBeforeStartIsANoOp) {
+  std::vector<std::unique_ptr<Sink>> sinks;
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());
+  dispatcher.Stop();
+  dispatcher.Stop();
+  EXPECT_EQ(dispatcher.ScansForTest(), 0u);
+}
+
+}  // namespace
+}  // namespace tandem::outbox
