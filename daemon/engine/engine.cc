@@ -46,14 +46,27 @@ CivilDay ParseTrusted(const std::string& text) {
   return *day;
 }
 
-// A template's placeholder values, by name.
-using TemplateVars = std::array<std::pair<std::string_view, std::string_view>, 9>;
+// A template's placeholder values, in the order of kTemplatePlaceholders.
+using TemplateVars = std::array<std::string_view, kTemplatePlaceholders.size()>;
+
+// Returns the slot of placeholder `name` in TemplateVars, or -1. Length and first letter rule
+// out most names before a comparison: comparing each placeholder with every name was most of
+// the cost of rendering a template.
+int PlaceholderSlot(std::string_view name) {
+  for (std::size_t i = 0; i < kTemplatePlaceholders.size(); ++i) {
+    const std::string_view p = kTemplatePlaceholders[i];
+    if (p.size() == name.size() && p.front() == name.front() && p == name) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
 
 // Replaces {name} placeholders (the workflow checker refused unknown ones), copying the text
 // between them in runs.
 std::string Render(std::string_view tmpl, const TemplateVars& vars) {
   std::size_t size = tmpl.size();
-  for (const auto& [k, v] : vars) size += v.size();
+  for (const std::string_view v : vars) size += v.size();
   std::string out;
   out.reserve(size);  // an upper bound when each placeholder appears once, as they mostly do
   std::size_t done = 0;
@@ -62,13 +75,8 @@ std::string Render(std::string_view tmpl, const TemplateVars& vars) {
     const std::size_t close = open == std::string_view::npos ? open : tmpl.find('}', open);
     if (close == std::string_view::npos) break;
     out.append(tmpl.substr(done, open - done));
-    const std::string_view name = tmpl.substr(open + 1, close - open - 1);
-    for (const auto& [k, v] : vars) {
-      if (k == name) {
-        out.append(v);
-        break;
-      }
-    }
+    const int slot = PlaceholderSlot(tmpl.substr(open + 1, close - open - 1));
+    if (slot >= 0) out.append(vars[static_cast<std::size_t>(slot)]);
     done = close + 1;
   }
   out.append(tmpl.substr(done));
@@ -460,17 +468,17 @@ class Change {
     const v1::DeadlineDefinition* def =
         deadline != nullptr ? wf_.FindDeadline(deadline->name()) : nullptr;
     // Views, not copies: every value outlives the rendering below.
-    const TemplateVars vars = {{
-        {"case_id", state().case_id()},
-        {"partnership", state().partnership()},
-        {"workflow", wf_.name()},
-        {"state", state().state()},
-        {"event_type", event_type_},
-        {"deadline", deadline != nullptr ? std::string_view(deadline->name()) : std::string_view()},
-        {"due_on", deadline != nullptr ? std::string_view(deadline->due_on()) : std::string_view()},
-        {"title", def != nullptr ? std::string_view(def->title()) : std::string_view()},
-        {"edition", wf_.edition_label()},
-    }};
+    const TemplateVars vars = {
+        state().case_id(),
+        state().partnership(),
+        wf_.name(),
+        state().state(),
+        event_type_,
+        deadline != nullptr ? std::string_view(deadline->name()) : std::string_view(),
+        deadline != nullptr ? std::string_view(deadline->due_on()) : std::string_view(),
+        def != nullptr ? std::string_view(def->title()) : std::string_view(),
+        wf_.edition_label(),
+    };
     std::string_view subject_default;
     switch (kind) {
       case v1::NOTIFICATION_KIND_DEADLINE_WARNING:

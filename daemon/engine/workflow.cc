@@ -15,10 +15,6 @@ constexpr std::array<std::string_view, 9> kRoles = {
     "la_dsp",     "icb_dsp",           "police_dsp",    "la_lsp",      "icb_lsp",
     "police_lsp", "partnership_chair", "business_unit", "owner_agency"};
 
-constexpr std::array<std::string_view, 9> kPlaceholders = {"case_id", "partnership", "workflow",
-                                                           "state",   "event_type",  "deadline",
-                                                           "due_on",  "title",       "edition"};
-
 std::string Idx(std::string_view base, int i) {
   return std::string(base) + "[" + std::to_string(i) + "]";
 }
@@ -377,7 +373,8 @@ class Checker {
       const std::size_t close = text.find('}', open);
       if (close == std::string::npos) return Err(path, "has an unclosed '{'");
       const std::string_view name(text.data() + open + 1, close - open - 1);
-      if (std::find(kPlaceholders.begin(), kPlaceholders.end(), name) == kPlaceholders.end()) {
+      if (std::find(kTemplatePlaceholders.begin(), kTemplatePlaceholders.end(), name) ==
+          kTemplatePlaceholders.end()) {
         return Err(path, "unknown placeholder {" + std::string(name) + "}");
       }
     }

@@ -3,6 +3,7 @@
 // deadline, role and template placeholder it names exists. A WorkflowSet is what the engine
 // runs: every loaded workflow (and edition), found by starting event type or by name.
 
+#include <array>
 #include <map>
 #include <memory>
 #include <set>
@@ -26,6 +27,11 @@ inline constexpr std::string_view kFactsCorrected = "case.facts_corrected";
 inline constexpr std::string_view kWithdrawn = "case.withdrawn";
 // The final state a withdrawn case enters; no workflow may declare a state of this name.
 inline constexpr std::string_view kWithdrawnState = "withdrawn";
+
+// The placeholders notification templates may use, e.g. "Due {due_on}: {title}".
+inline constexpr std::array<std::string_view, 9> kTemplatePlaceholders = {
+    "case_id",  "partnership", "workflow", "state",  "event_type",
+    "deadline", "due_on",      "title",    "edition"};
 
 // The roles notifications may go to (shared/domain/events.md, "Roles").
 bool IsKnownRole(std::string_view role);

@@ -1242,6 +1242,24 @@ TEST_F(EngineTest, ApplyTakingLeavesTheCaseUntouchedOnEveryKindOfRejection) {
   EXPECT_EQ(accepted->state.events_applied(), before.events_applied() + 1);
 }
 
+// Every placeholder a template may use, each once, with text around and between them.
+TEST(Templates, EveryPlaceholderIsReplacedAndOtherTextKept) {
+  std::string subject = "<";
+  for (const std::string_view p : kTemplatePlaceholders) subject.append("{").append(p).append("}|");
+  subject += ">";
+  const std::string yaml = test::Replace(
+      std::string(kStages), "subject: \"Case {case_id} finished\"", "subject: \"" + subject + "\"");
+  const auto set = test::SetOf(yaml);
+  CaseDriver driver(*set);
+  driver.MustApply(
+      Event("j1", "J-1", "job.opened", "2027-03-01T09:00:00Z", {{"opened_on", "2027-03-01"}}));
+  const auto effects = driver.MustApply(Event("j2", "J-1", "job.finished", "2027-03-02T10:00:00Z"));
+  ASSERT_EQ(effects.size(), 3u);
+  // No deadline is in view of a state's notification: {deadline}, {due_on} and {title} are empty.
+  EXPECT_EQ(effects[2].notification().subject(),
+            "<J-1|staffordshire|stages|done|job.finished||||S1 (in force from 2020-01-01)|>");
+}
+
 TEST_F(StagesTest, EnteringAFinalStateSendsItsNotifications) {
   Open();
   auto outcome = driver_.Apply(Event("j2", "J-1", "job.finished", "2027-03-02T10:00:00Z"));
