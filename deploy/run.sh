@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds tandem and runs it with its embedded defaults. Until the daemon lands (issue 3) the main
-# program is `tandemctl simulate` on the shipped serious-incident example, printing its timeline.
-# Extra arguments go to tandemctl simulate, e.g. deploy/run.sh --json.
+# Builds tandem and runs the daemon, tandemd, in the foreground with its embedded defaults: data
+# in ./var/tandem (under the repository), ingest on tcp://127.0.0.1:7450, the shipped workflows
+# and calendar, notifications to the log and to var/tandem/notifications.jsonl. Stop it with
+# Ctrl-C (SIGINT) or SIGTERM; SIGHUP reloads the workflows. Extra arguments go to tandemd, e.g.
+# deploy/run.sh --config deploy/my-tandem.yaml.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/deploy/common.sh"
@@ -9,5 +11,4 @@ tandem_install_packages
 tandem_build "$ROOT/build/release" -DCMAKE_BUILD_TYPE=Release -DTANDEM_BUILD_TESTS=OFF \
   -DTANDEM_BUILD_BENCH=OFF
 cd "$ROOT"
-exec "$ROOT/build/release/daemon/tandemctl/tandemctl" simulate \
-  --events "$ROOT/workflows/examples/serious_incident.jsonl" "$@"
+exec "$ROOT/build/release/daemon/tandemd/tandemd" "$@"

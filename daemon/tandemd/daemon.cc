@@ -1,0 +1,353 @@
+#include "daemon/tandemd/daemon.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/thread_pool.hpp>
+#include <chrono>
+#include <csignal>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+#include <zmq.hpp>
+
+#include "daemon/config/loader.h"
+#include "daemon/ingest/envelope.h"
+#include "daemon/ingest/router.h"
+#include "daemon/outbox/outbox.h"
+#include "daemon/outbox/sink.h"
+#include "daemon/store/store.h"
+#include "daemon/tandemd/engines.h"
+#include "daemon/tandemd/queries.h"
+#include "daemon/tandemd/writer.h"
+#include "daemon/timers/timer_service.h"
+
+namespace tandem::tandemd {
+namespace {
+
+std::shared_ptr<spdlog::logger> SetUpLogging() {
+  auto logger = spdlog::get("tandemd");
+  if (logger == nullptr) logger = spdlog::stderr_logger_mt("tandemd");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+  return logger;
+}
+
+// Everything the daemon runs, in start order; members are destroyed in the reverse order, so
+// the store outlives everything that reads it and the io_context everything registered on it.
+class Daemon {
+ public:
+  Daemon(v1::DaemonConfig config, std::shared_ptr<spdlog::logger> logger)
+      : config_(std::move(config)), logger_(std::move(logger)), signals_(io_) {}
+
+  ~Daemon() {
+    // Threads that read the store stop before it closes, whatever path led here.
+    readers_.join();
+    if (dispatcher_ != nullptr) dispatcher_->Stop();
+  }
+
+  // The start-up steps, each logging one line or returning why it failed.
+  Status Start() {
+    TANDEM_RETURN_IF_ERROR(OpenStore());
+    TANDEM_RETURN_IF_ERROR(LoadWorkflowsAndCalendar());
+    StartWriterAndTimers();
+    TANDEM_RETURN_IF_ERROR(StartOutbox());
+    TANDEM_RETURN_IF_ERROR(BindIngest());
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.add(SIGHUP);
+    WaitForSignal();
+    // Recovery: every timer that fell due while the daemon was down fires now, in due order,
+    // in bounded turns between which ingest is served.
+    timers_->Start();
+    dispatcher_->Start();
+    logger_->info("ready endpoint={} data_dir={} workflows={} pid={}", router_->endpoint(),
+                  config_.data_dir(), WorkflowsLabel(), ::getpid());
+    return OkStatus();
+  }
+
+  // Runs the loop until it runs out of work after Shutdown; returns the exit status.
+  int Run() {
+    io_.run();
+    logger_->info("stopped exit_status={}", exit_code_);
+    logger_->flush();
+    return exit_code_;
+  }
+
+ private:
+  calendar::Instant Now() const {
+    return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) +
+           std::chrono::seconds(config_.clock_offset_seconds());
+  }
+
+  std::string WorkflowsLabel() const {
+    return config_.workflows_dir().empty() ? std::string("shipped") : config_.workflows_dir();
+  }
+
+  Status OpenStore() {
+    auto store = store::Store::Open(config_.data_dir());
+    if (!store.ok()) return store.status().WithPrefix("cannot open the data directory");
+    store_ = std::move(store).value();
+    logger_->info("store opened data_dir={} audit_records={} outbox_last_sequence={}",
+                  config_.data_dir(), store_->last_audit_sequence(),
+                  store_->last_outbox_sequence());
+    return OkStatus();
+  }
+
+  Status LoadWorkflowsAndCalendar() {
+    auto calendar = config::LoadCalendar(config_.calendar_file());
+    if (!calendar.ok()) return calendar.status().WithPrefix("cannot load the calendar");
+    auto workflows = config::LoadWorkflows(config_.workflows_dir());
+    if (!workflows.ok()) return workflows.status().WithPrefix("cannot load the workflows");
+    const std::size_t count = (*workflows)->workflows().size();
+    engines_ = std::make_unique<Engines>(std::move(calendar).value(), std::move(workflows).value());
+    logger_->info("workflows loaded source={} count={} calendar={}", WorkflowsLabel(), count,
+                  engines_->calendar().origin());
+    return OkStatus();
+  }
+
+  void StartWriterAndTimers() {
+    WriterHooks hooks;
+    hooks.now = [this] { return Now(); };
+    hooks.on_committed = [this](bool timers_changed, bool notifications_added) {
+      if (timers_changed) timers_->Rearm();
+      if (notifications_added && dispatcher_ != nullptr) dispatcher_->Wake();
+    };
+    hooks.on_fatal = [this](const Status& status) {
+      logger_->critical("storage failed, acknowledging nothing more: {}", status.ToString());
+      Shutdown(kExitStorageFailed, "storage failure");
+    };
+    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks));
+
+    timers::TimerServiceHooks timer_hooks;
+    timer_hooks.now = [this] { return Now(); };
+    timer_hooks.engine_for = [this](const v1::CaseState& state) -> const engine::Engine& {
+      return engines_->For(state);
+    };
+    timer_hooks.commit = [this](store::Batch&& batch) {
+      return writer_->Commit(std::move(batch), /*timers_changed=*/true);
+    };
+    timer_hooks.on_failure = [this](const Status& status) {
+      logger_->critical("timer service failed: {}", status.ToString());
+      Shutdown(kExitStorageFailed, "timer failure");
+    };
+    timers_ =
+        std::make_unique<timers::TimerService>(io_.get_executor(), *store_, std::move(timer_hooks));
+  }
+
+  Status StartOutbox() {
+    std::vector<std::unique_ptr<outbox::Sink>> sinks;
+    sinks.push_back(outbox::MakeLogSink(logger_));
+    auto jsonl = outbox::MakeJsonLinesSink(config_.outbox().jsonl_path());
+    if (!jsonl.ok()) return jsonl.status().WithPrefix("cannot open the notifications file");
+    sinks.push_back(std::move(jsonl).value());
+    outbox::DispatcherOptions options;
+    options.max_attempts = config_.outbox().max_attempts();
+    options.initial_backoff = std::chrono::seconds(config_.outbox().initial_backoff_seconds());
+    options.max_backoff = std::chrono::seconds(config_.outbox().max_backoff_seconds());
+    options.logger = logger_;
+    // The dispatcher reports from its own thread; outcomes are recorded on the writer thread,
+    // gathered so that a burst of deliveries shares one commit.
+    dispatcher_ = std::make_unique<outbox::Dispatcher>(
+        *store_, std::move(sinks), options, [this] { return Now(); },
+        [this](outbox::DeliveryResult result) {
+          asio::post(io_, [this, result = std::move(result)]() mutable {
+            deliveries_.push_back(std::move(result));
+            if (deliveries_flush_posted_) return;
+            deliveries_flush_posted_ = true;
+            asio::post(io_, [this] { FlushDeliveries(); });
+          });
+        });
+    logger_->info("outbox sinks=log,jsonl jsonl_path={} max_attempts={}",
+                  config_.outbox().jsonl_path(), options.max_attempts);
+    return OkStatus();
+  }
+
+  void FlushDeliveries() {
+    deliveries_flush_posted_ = false;
+    std::vector<outbox::DeliveryResult> results = std::move(deliveries_);
+    deliveries_.clear();
+    writer_->RecordDeliveries(
+        results, [this](const outbox::DeliveryResult& r) { dispatcher_->Recorded(r); });
+  }
+
+  Status BindIngest() {
+    ingest::RouterOptions options;
+    options.max_message_bytes = config_.ingest().max_message_bytes();
+    options.max_messages_per_turn = static_cast<int>(config_.ingest().max_messages_per_turn());
+    auto router =
+        ingest::Router::Bind(zmq_, io_.get_executor(), config_.ingest().endpoint(), options);
+    if (!router.ok()) return router.status().WithPrefix("cannot bind the ingest socket");
+    router_ = std::move(router).value();
+    ingest::RouterHandlers handlers;
+    handlers.on_request = [this](const ingest::Peer& peer, std::string_view body) {
+      OnRequest(peer, body);
+    };
+    handlers.on_turn_end = [this] {
+      writer_->EndTurn([this](const ingest::Peer& peer, std::string bytes) {
+        const Status sent = router_->Send(peer, std::move(bytes));
+        // A peer that went away retries and gets DUPLICATE with the same answer.
+        if (!sent.ok()) logger_->debug("reply not sent: {}", sent.ToString());
+      });
+    };
+    handlers.on_failure = [this](const Status& status) {
+      logger_->critical("ingest socket failed: {}", status.ToString());
+      Shutdown(kExitStartupFailed, "ingest failure");
+    };
+    router_->Start(std::move(handlers));
+    return OkStatus();
+  }
+
+  // One request of a router turn. Publishes go to the writer (answered after the turn's
+  // commit); queries go to the reader thread (answered from committed state, without waiting).
+  void OnRequest(const ingest::Peer& peer, std::string_view body) {
+    if (stopping_) return;
+    Result<v1::Request> request = ingest::ParseRequest(body);
+    if (!request.ok()) {
+      writer_->QueueReply(peer, ingest::RejectedReply("", "", request.status()));
+      return;
+    }
+    switch (request->kind_case()) {
+      case v1::Request::kPublish:
+        writer_->Publish(peer, *request);
+        return;
+      case v1::Request::kQueryCase:
+      case v1::Request::kListDeadlines:
+        PostQuery(peer, std::move(request).value());
+        return;
+      case v1::Request::KIND_NOT_SET:
+        break;
+    }
+    writer_->QueueReply(
+        peer, ingest::RejectedReply(request->request_id(), "",
+                                    InvalidArgumentError("request carries no kind this daemon "
+                                                         "knows (publish, query_case, "
+                                                         "list_deadlines)")));
+  }
+
+  void PostQuery(const ingest::Peer& peer, v1::Request request) {
+    asio::post(readers_, [this, peer, request = std::move(request), now = Now(),
+                          &calendar = engines_->calendar()] {
+      v1::Reply reply;
+      Status failed;
+      if (request.has_query_case()) {
+        auto view = QueryCase(*store_, request.query_case());
+        if (view.ok()) {
+          reply.set_request_id(request.request_id());
+          *reply.mutable_case_view() = std::move(view).value();
+        } else {
+          failed = view.status();
+        }
+      } else {
+        auto list = ListDeadlines(*store_, calendar, request.list_deadlines(), now);
+        if (list.ok()) {
+          reply.set_request_id(request.request_id());
+          *reply.mutable_deadlines() = std::move(list).value();
+        } else {
+          failed = list.status();
+        }
+      }
+      if (!failed.ok()) {
+        if (failed.code() == StatusCode::kDataLoss || failed.code() == StatusCode::kInternal) {
+          logger_->error("query failed: {}", failed.ToString());
+        }
+        reply = ingest::ErrorReply(request.request_id(), failed);
+      }
+      asio::post(io_, [this, peer, bytes = reply.SerializeAsString()]() mutable {
+        if (stopping_ || router_ == nullptr) return;
+        const Status sent = router_->Send(peer, std::move(bytes));
+        if (!sent.ok()) logger_->debug("reply not sent: {}", sent.ToString());
+      });
+    });
+  }
+
+  void WaitForSignal() {
+    signals_.async_wait([this](const std::error_code& ec, int signal) {
+      if (ec) return;
+      if (signal == SIGHUP) {
+        Reload();
+        WaitForSignal();
+        return;
+      }
+      Shutdown(kExitOk, signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    });
+  }
+
+  // New cases use the reloaded workflows; running cases keep the version they started with,
+  // which Engines keeps loaded. A reload that fails changes nothing.
+  void Reload() {
+    auto workflows = config::LoadWorkflows(config_.workflows_dir());
+    if (!workflows.ok()) {
+      logger_->error("workflow reload failed, keeping the loaded workflows: {}",
+                     workflows.status().ToString());
+      return;
+    }
+    const std::size_t count = (*workflows)->workflows().size();
+    engines_->Add(std::move(workflows).value());
+    logger_->info("workflows reloaded source={} count={} generations={}", WorkflowsLabel(), count,
+                  engines_->generations());
+  }
+
+  // Stops accepting, then stops what runs beside the loop. Called between handlers, so the
+  // turn in progress (if any) has already committed and sent its acks. The loop then runs the
+  // handlers already posted (the dispatcher's last outcomes are recorded) and returns.
+  void Shutdown(int exit_code, std::string_view why) {
+    if (stopping_) return;
+    stopping_ = true;
+    exit_code_ = exit_code;
+    logger_->info("stopping reason={}", why);
+    if (router_ != nullptr) router_->Close();
+    readers_.join();
+    if (timers_ != nullptr) timers_->Stop();
+    if (dispatcher_ != nullptr) dispatcher_->Stop();
+    signals_.cancel();
+  }
+
+  const v1::DaemonConfig config_;
+  std::shared_ptr<spdlog::logger> logger_;
+  asio::io_context io_{1};
+  zmq::context_t zmq_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Engines> engines_;
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<timers::TimerService> timers_;
+  std::unique_ptr<outbox::Dispatcher> dispatcher_;
+  std::vector<outbox::DeliveryResult> deliveries_;
+  bool deliveries_flush_posted_ = false;
+  std::unique_ptr<ingest::Router> router_;
+  // Answers queries from committed state, off the writer thread.
+  asio::thread_pool readers_{1};
+  asio::signal_set signals_;
+  bool stopping_ = false;
+  int exit_code_ = kExitOk;
+};
+
+}  // namespace
+
+int RunDaemon(const DaemonOptions& options) {
+  auto logger = SetUpLogging();
+  auto config = LoadConfig(options);
+  if (!config.ok()) {
+    logger->critical("cannot start: {}", config.status().ToString());
+    return kExitStartupFailed;
+  }
+  for (const std::string& setting : ChangedSettings(*config)) {
+    logger->info("config {}", setting);
+  }
+  Daemon daemon(std::move(config).value(), logger);
+  const Status started = daemon.Start();
+  if (!started.ok()) {
+    logger->critical("cannot start: {}", started.ToString());
+    logger->flush();
+    return kExitStartupFailed;
+  }
+  return daemon.Run();
+}
+
+}  // namespace tandem::tandemd

@@ -1,0 +1,651 @@
+// End-to-end tests of the daemon: each test starts the real `tandemd` binary on a fresh data
+// directory and a free port (it binds tcp://127.0.0.1:* and names the port in its "ready" log
+// line), talks to it with the real `tandemctl` (publish, case show, deadlines), and stops it
+// with SIGTERM. Time is moved with the `clock_offset_seconds` setting, so a deadline days away
+// falls due seconds after start; every wait is a bounded poll.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "daemon/base/file.h"
+#include "daemon/base/status.h"
+
+extern char** environ;
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr char kTandemd[] = TANDEM_BINARY_DIR "/daemon/tandemd/tandemd";
+constexpr char kTandemctl[] = TANDEM_BINARY_DIR "/daemon/tandemctl/tandemctl";
+
+// The bound on every wait for the daemon; generous for a loaded 2-core machine.
+constexpr milliseconds kWait{10000};
+
+std::string Slurp(const fs::path& path) {
+  Result<std::string> text = ReadFile(path);
+  return text.ok() ? *text : std::string();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+// Polls `done` every 50 ms until it returns true or `limit` passes; returns its last answer.
+bool WaitFor(const std::function<bool()>& done, milliseconds limit = kWait) {
+  const auto until = Clock::now() + limit;
+  while (!done()) {
+    if (Clock::now() >= until) return false;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return true;
+}
+
+// Seconds since the epoch of "YYYY-MM-DDTHH:MM:SSZ" (UTC).
+int64_t EpochOf(const std::string& utc) {
+  std::tm tm = {};
+  std::istringstream in(utc);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
+  return static_cast<int64_t>(::timegm(&tm));
+}
+
+int64_t RealNow() {
+  return std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The clock offset that makes the daemon's "now" `target` (approximately: from this instant).
+int64_t OffsetTo(const std::string& target) { return EpochOf(target) - RealNow(); }
+
+struct CtlRun {
+  bool exited = false;
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Spawns `path argv...` with stdin from `in` and stdout/stderr to files; returns its pid.
+pid_t Spawn(const std::string& path, const std::vector<std::string>& args, const fs::path& in,
+            const fs::path& out, const fs::path& err) {
+  std::vector<std::string> text = {path};
+  text.insert(text.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : text) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  EXPECT_EQ(rc, 0) << "cannot start " << path;
+  return rc == 0 ? pid : -1;
+}
+
+// Waits for `pid` up to `limit`; returns its wait status, or nullopt if it is still running.
+std::optional<int> WaitExit(pid_t pid, milliseconds limit) {
+  std::optional<int> status;
+  WaitFor(
+      [&] {
+        int s = 0;
+        if (::waitpid(pid, &s, WNOHANG) == pid) status = s;
+        return status.has_value();
+      },
+      limit);
+  return status;
+}
+
+// One tandemd process. Killed (SIGKILL) if the test did not stop it.
+class Daemon {
+ public:
+  Daemon(fs::path dir, std::string name) : dir_(std::move(dir)), name_(std::move(name)) {}
+  ~Daemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      WaitExit(pid_, kWait).has_value();
+    }
+  }
+
+  // Starts tandemd with `args` (plus --ingest tcp://127.0.0.1:* unless given).
+  void Start(std::vector<std::string> args) {
+    if (std::find(args.begin(), args.end(), "--ingest") == args.end()) {
+      args.push_back("--ingest");
+      args.push_back("tcp://127.0.0.1:*");
+    }
+    ++starts_;
+    err_ = dir_ / (name_ + "." + std::to_string(starts_) + ".stderr");
+    const fs::path in = dir_ / "empty.stdin";
+    std::ofstream(in).flush();
+    pid_ = Spawn(kTandemd, args, in, dir_ / (name_ + ".stdout"), err_);
+  }
+
+  // Waits for the "ready" line and returns the endpoint it names; fails the test otherwise.
+  std::string WaitReady() {
+    static const std::regex kReady(R"(\bready endpoint=(\S+))");
+    std::smatch m;
+    std::string log;
+    const bool ready = WaitFor([&] {
+      log = Slurp(err_);
+      if (std::regex_search(log, m, kReady)) return true;
+      int s = 0;
+      if (pid_ > 0 && ::waitpid(pid_, &s, WNOHANG) == pid_) pid_ = -1;
+      return pid_ <= 0;
+    });
+    EXPECT_TRUE(ready && pid_ > 0) << "tandemd did not become ready:\n" << log;
+    endpoint_ = (ready && pid_ > 0) ? m[1].str() : std::string("tcp://127.0.0.1:1");
+    return endpoint_;
+  }
+
+  // Sends `signal`; for SIGTERM and SIGINT waits for the exit and returns the wait status.
+  std::optional<int> Signal(int signal) {
+    EXPECT_GT(pid_, 0);
+    if (pid_ <= 0) return std::nullopt;
+    ::kill(pid_, signal);
+    if (signal != SIGTERM && signal != SIGINT) return std::nullopt;
+    auto status = WaitExit(pid_, kWait);
+    if (status.has_value()) pid_ = -1;
+    return status;
+  }
+
+  // Waits for the process to exit on its own; returns its wait status.
+  std::optional<int> WaitExited() {
+    auto status = WaitExit(pid_, kWait);
+    if (status.has_value()) pid_ = -1;
+    return status;
+  }
+
+  std::string Log() const { return Slurp(err_); }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  fs::path dir_;
+  std::string name_;
+  fs::path err_;
+  pid_t pid_ = -1;
+  int starts_ = 0;
+  std::string endpoint_;
+};
+
+// An incident.reported event of the shipped serious_incident workflow, as a JSON line.
+std::string Incident(const std::string& event_id, const std::string& case_id,
+                     const std::string& aware_on = "2026-12-24") {
+  Json e = {{"event_id", event_id},
+            {"case_id", case_id},
+            {"partnership", "staffordshire"},
+            {"type", "incident.reported"},
+            {"occurred_at", aware_on + "T10:15:00Z"},
+            {"source", "lcs"},
+            {"actor", "la"},
+            {"facts",
+             {{"became_aware_on", aware_on},
+              {"outcome", "seriously_harmed"},
+              {"abuse_or_neglect", "suspected"},
+              {"location", "in_area"}}}};
+  return e.dump();
+}
+
+std::string Submitted(const std::string& event_id, const std::string& case_id,
+                      const std::string& on = "2027-01-04") {
+  Json e = {{"event_id", event_id},
+            {"case_id", case_id},
+            {"partnership", "staffordshire"},
+            {"type", "notification.submitted"},
+            {"occurred_at", on + "T16:40:00Z"},
+            {"actor", "la"},
+            {"facts", {{"submitted_on", on}}}};
+  return e.dump();
+}
+
+class TandemdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::path(::testing::TempDir()) / "tandemd_test_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr) << tmpl;
+    dir_ = tmpl;
+    data_ = dir_ / "data";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  fs::path Write(const std::string& name, const std::string& text) {
+    const fs::path path = dir_ / name;
+    fs::create_directories(path.parent_path());
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  }
+
+  // A config file setting the clock offset; returns the tandemd arguments that use it.
+  std::vector<std::string> Args(std::optional<int64_t> offset = std::nullopt) {
+    std::vector<std::string> args = {"--data", data_.string()};
+    if (offset.has_value()) {
+      const fs::path config = Write("config" + std::to_string(++configs_) + ".yaml",
+                                    "clock_offset_seconds: " + std::to_string(*offset) + "\n");
+      args.push_back("--config");
+      args.push_back(config.string());
+    }
+    return args;
+  }
+
+  CtlRun Ctl(const std::vector<std::string>& args, const std::string& stdin_text = "") {
+    const int n = ++runs_;
+    const fs::path in = Write("ctl" + std::to_string(n) + ".stdin", stdin_text);
+    const fs::path out = dir_ / ("ctl" + std::to_string(n) + ".stdout");
+    const fs::path err = dir_ / ("ctl" + std::to_string(n) + ".stderr");
+    CtlRun run;
+    const pid_t pid = Spawn(kTandemctl, args, in, out, err);
+    if (pid <= 0) return run;
+    auto status = WaitExit(pid, milliseconds(30000));
+    EXPECT_TRUE(status.has_value()) << "tandemctl hung";
+    if (!status.has_value()) {
+      ::kill(pid, SIGKILL);
+      WaitExit(pid, kWait).has_value();
+      return run;
+    }
+    run.exited = WIFEXITED(*status);
+    run.code = run.exited ? WEXITSTATUS(*status) : -1;
+    run.out = Slurp(out);
+    run.err = Slurp(err);
+    return run;
+  }
+
+  // Publishes the JSON lines through `tandemctl publish -` and returns the run.
+  CtlRun Publish(const std::string& endpoint, const std::vector<std::string>& lines) {
+    std::string text;
+    for (const auto& l : lines) text += l + "\n";
+    return Ctl({"publish", "-", "--endpoint", endpoint, "--timeout", "10"}, text);
+  }
+
+  // `tandemctl case show --json`; null when it failed.
+  Json Show(const std::string& endpoint, const std::string& case_id) {
+    CtlRun run = Ctl({"case", "show", case_id, "--json", "--endpoint", endpoint});
+    if (run.code != 0) return Json();
+    Json j = Json::parse(run.out, nullptr, /*allow_exceptions=*/false);
+    return j.is_discarded() ? Json() : j;
+  }
+
+  fs::path dir_;
+  fs::path data_;
+  int runs_ = 0;
+  int configs_ = 0;
+};
+
+// The timeline entries of `kind` (and deadline `name`, when given) of a case view.
+std::vector<Json> Timeline(const Json& view, std::string_view kind, std::string_view name = {}) {
+  std::vector<Json> out;
+  if (!view.is_object() || !view.contains("timeline")) return out;
+  for (const auto& e : view["timeline"]) {
+    if (e.value("kind", "") != kind) continue;
+    if (!name.empty() && e.value("name", "") != name) continue;
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::string DeadlineStatus(const Json& view, std::string_view name) {
+  if (!view.is_object()) return "";
+  for (const auto& d : view["state"].value("deadlines", Json::array())) {
+    if (d.value("name", "") == name) return d.value("status", "");
+  }
+  return "";
+}
+
+TEST_F(TandemdTest, PublishesAndReadsBackACase) {
+  Daemon d(dir_, "tandemd");
+  d.Start(Args(OffsetTo("2026-12-24T12:00:00Z")));
+  const std::string ep = d.WaitReady();
+
+  CtlRun pub = Publish(ep, {Incident("e1", "SI-1"), Submitted("e2", "SI-1")});
+  EXPECT_EQ(pub.code, 0) << pub.out << pub.err;
+  EXPECT_EQ(Lines(pub.out), (std::vector<std::string>{"e1 ACCEPTED", "e2 ACCEPTED"}));
+
+  const Json view = Show(ep, "SI-1");
+  ASSERT_TRUE(view.is_object());
+  EXPECT_EQ(view["state"]["case_id"], "SI-1");
+  EXPECT_EQ(view["state"]["state"], "notified");
+  ASSERT_EQ(view["events"].size(), 2u);
+  EXPECT_EQ(view["events"][0]["event_id"], "e1");
+  EXPECT_EQ(view["events"][1]["event_id"], "e2");
+  // 24 Dec 2026 + 5 working days (Christmas, the weekend, Boxing Day substitute and New Year's
+  // Day skipped): Tue 5 Jan 2027.
+  const auto sin = Timeline(view, "deadline", "sin_notification");
+  ASSERT_EQ(sin.size(), 1u);
+  EXPECT_EQ(sin[0]["due"], "2027-01-05");
+  EXPECT_EQ(sin[0]["explanation"]["anchor_on"], "2026-12-24");
+  EXPECT_EQ(Timeline(view, "met", "sin_notification").size(), 1u);
+  EXPECT_EQ(DeadlineStatus(view, "rapid_review"), "DEADLINE_STATUS_OPEN");
+
+  // The text form names the state, the deadlines with their explanation, and the events.
+  CtlRun text = Ctl({"case", "show", "SI-1", "--endpoint", ep});
+  EXPECT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("state notified"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("rule: 15 working days after"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("Christmas Day"), std::string::npos) << text.out;
+
+  // The open deadlines are listed, earliest due first; nothing is overdue yet.
+  CtlRun list = Ctl({"deadlines", "--json", "--endpoint", ep});
+  EXPECT_EQ(list.code, 0) << list.err;
+  const auto rows = Lines(list.out);
+  ASSERT_EQ(rows.size(), 2u) << list.out;
+  const Json first = Json::parse(rows[0]);
+  EXPECT_EQ(first["case_id"], "SI-1");
+  EXPECT_EQ(first["name"], "partners_informed");
+  EXPECT_EQ(first["status"], "open");
+  EXPECT_EQ(first["due"], "2027-01-05");
+  EXPECT_EQ(first["explanation"]["anchor_on"], "2026-12-24");
+  const Json second = Json::parse(rows[1]);
+  EXPECT_EQ(second["name"], "rapid_review");
+  EXPECT_EQ(second["due"], "2027-01-25");
+  // Within 5 working days of Thu 24 Dec 2026: to Tue 5 Jan 2027, so rapid_review is out.
+  CtlRun soon = Ctl({"deadlines", "--within", "5", "--json", "--endpoint", ep});
+  EXPECT_EQ(soon.code, 0) << soon.err;
+  ASSERT_EQ(Lines(soon.out).size(), 1u) << soon.out;
+  EXPECT_EQ(Json::parse(Lines(soon.out)[0])["name"], "partners_informed");
+  CtlRun overdue = Ctl({"deadlines", "--overdue", "--json", "--endpoint", ep});
+  EXPECT_EQ(overdue.code, 0);
+  EXPECT_TRUE(Lines(overdue.out).empty()) << overdue.out;
+
+  CtlRun missing = Ctl({"case", "show", "SI-404", "--endpoint", ep});
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("not_found"), std::string::npos) << missing.err;
+
+  auto status = d.Signal(SIGTERM);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << d.Log();
+}
+
+TEST_F(TandemdTest, SameEventTwiceIsDuplicateAndStoredOnce) {
+  Daemon d(dir_, "tandemd");
+  d.Start(Args(OffsetTo("2026-12-24T12:00:00Z")));
+  const std::string ep = d.WaitReady();
+  // Twice in one request burst (one turn), then again in a later one.
+  CtlRun pub = Publish(ep, {Incident("e1", "SI-1"), Incident("e1", "SI-1")});
+  EXPECT_EQ(pub.code, 0) << pub.out << pub.err;
+  EXPECT_EQ(Lines(pub.out),
+            (std::vector<std::string>{"e1 ACCEPTED", "e1 DUPLICATE (first ACCEPTED)"}));
+  CtlRun again = Publish(ep, {Incident("e1", "SI-1")});
+  EXPECT_EQ(again.code, 0);
+  EXPECT_EQ(Lines(again.out), (std::vector<std::string>{"e1 DUPLICATE (first ACCEPTED)"}));
+  const Json view = Show(ep, "SI-1");
+  ASSERT_TRUE(view.is_object());
+  EXPECT_EQ(view["events"].size(), 1u);
+  EXPECT_EQ(Timeline(view, "deadline", "sin_notification").size(), 1u);
+}
+
+TEST_F(TandemdTest, BadInputsAreRejectedWithReasonsAndServiceGoesOn) {
+  Daemon d(dir_, "tandemd");
+  d.Start(Args(OffsetTo("2026-12-24T12:00:00Z")));
+  const std::string ep = d.WaitReady();
+  ASSERT_EQ(Publish(ep, {Incident("e1", "SI-1")}).code, 0);
+
+  Json unknown_type = Json::parse(Incident("bad-type", "SI-2"));
+  unknown_type["type"] = "incident.imagined";
+  Json ill_typed = Json::parse(Incident("bad-fact", "SI-3"));
+  ill_typed["facts"]["became_aware_on"] = "yesterday";
+  Json missing = Json::parse(Incident("no-fact", "SI-4"));
+  missing["facts"].erase("outcome");
+
+  CtlRun pub = Publish(ep, {"{\"event_id\": \"broken\", ", unknown_type.dump(), ill_typed.dump(),
+                            missing.dump(), Submitted("no-case", "SI-404"),
+                            Incident("second-start", "SI-1"), Submitted("good", "SI-1")});
+  EXPECT_EQ(pub.code, 2) << pub.out << pub.err;
+  const auto lines = Lines(pub.out);
+  ASSERT_EQ(lines.size(), 7u) << pub.out;
+  EXPECT_NE(lines[0].find(":1 REJECTED invalid_argument: not a valid event"), std::string::npos)
+      << lines[0];
+  EXPECT_EQ(lines[1].rfind("bad-type REJECTED ", 0), 0u) << lines[1];
+  EXPECT_NE(lines[1].find("incident.imagined"), std::string::npos) << lines[1];
+  EXPECT_EQ(lines[2].rfind("bad-fact REJECTED invalid_argument: ", 0), 0u) << lines[2];
+  EXPECT_NE(lines[2].find("became_aware_on"), std::string::npos) << lines[2];
+  // Never the value.
+  EXPECT_EQ(lines[2].find("yesterday"), std::string::npos) << lines[2];
+  EXPECT_EQ(lines[3].rfind("no-fact REJECTED invalid_argument: ", 0), 0u) << lines[3];
+  EXPECT_NE(lines[3].find("outcome"), std::string::npos) << lines[3];
+  EXPECT_EQ(lines[4].rfind("no-case REJECTED not_found: ", 0), 0u) << lines[4];
+  EXPECT_EQ(lines[5].rfind("second-start REJECTED already_exists: ", 0), 0u) << lines[5];
+  EXPECT_EQ(lines[6], "good ACCEPTED");
+
+  // A rejected event_id keeps its answer.
+  CtlRun retry = Publish(ep, {ill_typed.dump()});
+  EXPECT_EQ(retry.code, 0) << retry.out;
+  ASSERT_EQ(Lines(retry.out).size(), 1u);
+  EXPECT_EQ(Lines(retry.out)[0].rfind("bad-fact DUPLICATE (first REJECTED) invalid_argument: ", 0),
+            0u)
+      << retry.out;
+
+  const Json view = Show(ep, "SI-1");
+  ASSERT_TRUE(view.is_object());
+  EXPECT_EQ(view["events"].size(), 2u);
+  EXPECT_TRUE(Show(ep, "SI-3").is_null());
+  // The log names ids and codes, never a fact value.
+  EXPECT_EQ(d.Log().find("yesterday"), std::string::npos);
+}
+
+TEST_F(TandemdTest, DeadlineFiresWhileRunning) {
+  // sin_notification and partners_informed of an incident known on 24 Dec 2026 are due at the
+  // end of Tue 5 Jan 2027 (London), 2027-01-06T00:00:00Z. Start 5 s before that.
+  const std::string due = "2027-01-06T00:00:00Z";
+  Daemon d(dir_, "tandemd");
+  d.Start(Args(OffsetTo(due) - 5));
+  const std::string ep = d.WaitReady();
+  ASSERT_EQ(Publish(ep, {Incident("e1", "SI-1")}).code, 0);
+
+  const Json before = Show(ep, "SI-1");
+  ASSERT_TRUE(before.is_object());
+  // The event was committed at the daemon's "now": when that was before the due instant, the
+  // breach had not fired yet (the 2-days-before warning had: it was overdue).
+  const std::string accepted_at = Timeline(before, "state").at(0)["at"];
+  if (EpochOf(accepted_at) < EpochOf(due)) {
+    EXPECT_TRUE(Timeline(before, "breach").empty()) << before.dump();
+  }
+  EXPECT_EQ(Timeline(before, "warning", "sin_notification").size(), 1u);
+
+  Json after;
+  ASSERT_TRUE(WaitFor([&] {
+    after = Show(ep, "SI-1");
+    return DeadlineStatus(after, "sin_notification") == "DEADLINE_STATUS_BREACHED" &&
+           DeadlineStatus(after, "partners_informed") == "DEADLINE_STATUS_BREACHED";
+  })) << after.dump();
+  const auto breaches = Timeline(after, "breach", "sin_notification");
+  ASSERT_EQ(breaches.size(), 1u);
+  // Never before its time.
+  EXPECT_GE(EpochOf(breaches[0]["at"]), EpochOf(due));
+  CtlRun overdue = Ctl({"deadlines", "--overdue", "--json", "--endpoint", ep});
+  EXPECT_EQ(Lines(overdue.out).size(), 2u) << overdue.out;
+  auto status = d.Signal(SIGTERM);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
+TEST_F(TandemdTest, OverdueTimersFireOnceAndLateAfterRestart) {
+  {
+    Daemon d(dir_, "first");
+    d.Start(Args(OffsetTo("2026-12-24T12:00:00Z")));
+    const std::string ep = d.WaitReady();
+    ASSERT_EQ(Publish(ep, {Incident("a1", "SI-A"), Incident("b1", "SI-B", "2026-12-29")}).code, 0);
+    auto status = d.Signal(SIGTERM);
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << d.Log();
+  }
+  // Down over Christmas: back on 1 Feb 2027, past both cases' warnings and breaches.
+  const int64_t offset = OffsetTo("2027-02-01T09:00:00Z");
+  std::vector<Json> fired;
+  std::size_t notifications = 0;
+  {
+    Daemon d(dir_, "second");
+    d.Start(Args(offset));
+    const std::string ep = d.WaitReady();
+    Json a, b;
+    ASSERT_TRUE(WaitFor([&] {
+      a = Show(ep, "SI-A");
+      b = Show(ep, "SI-B");
+      return DeadlineStatus(a, "partners_informed") == "DEADLINE_STATUS_BREACHED" &&
+             DeadlineStatus(b, "partners_informed") == "DEADLINE_STATUS_BREACHED";
+    })) << a.dump()
+        << b.dump();
+    for (const Json* view : {&a, &b}) {
+      for (const char* name : {"sin_notification", "partners_informed"}) {
+        EXPECT_EQ(Timeline(*view, "breach", name).size(), 1u) << name;
+        for (const auto& e : Timeline(*view, "breach", name)) EXPECT_EQ(e["late"], true);
+      }
+      const auto warnings = Timeline(*view, "warning", "sin_notification");
+      ASSERT_EQ(warnings.size(), 1u);
+      EXPECT_EQ(warnings[0]["late"], true);
+    }
+    // In due order: in each case's timeline (commit order) the warning (due 2 working days
+    // before) comes before the breaches, and the deadlines' breach effects follow their timers.
+    for (const Json* view : {&a, &b}) {
+      std::vector<std::string> kinds;
+      for (const auto& e : (*view)["timeline"]) {
+        const std::string kind = e.value("kind", "");
+        if (kind == "warning" || kind == "breach") kinds.push_back(kind);
+      }
+      ASSERT_EQ(kinds.size(), 3u) << view->dump();
+      EXPECT_EQ(kinds, (std::vector<std::string>{"warning", "breach", "breach"}));
+    }
+    for (const Json* view : {&a, &b}) {
+      for (const auto& e : Timeline(*view, "notification")) {
+        if (e.value("cause", "").rfind("timer:", 0) == 0) ++notifications;
+      }
+    }
+    fired = Timeline(a, "breach");
+    // Every notification reaches the JSON-lines file once.
+    const fs::path jsonl = data_ / "notifications.jsonl";
+    ASSERT_GT(notifications, 0u);
+    EXPECT_TRUE(WaitFor([&] { return Lines(Slurp(jsonl)).size() >= notifications; }))
+        << Slurp(jsonl);
+    auto status = d.Signal(SIGTERM);
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << d.Log();
+  }
+  const fs::path jsonl = data_ / "notifications.jsonl";
+  std::map<std::string, int> ids;
+  for (const auto& line : Lines(Slurp(jsonl))) {
+    const Json j = Json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    ++ids[j["notification"].value("notification_id", "")];
+  }
+  for (const auto& [id, count] : ids) EXPECT_EQ(count, 1) << id;
+  const std::size_t delivered = Lines(Slurp(jsonl)).size();
+
+  // A third start at the same instant fires nothing again and delivers nothing again.
+  Daemon d(dir_, "third");
+  d.Start(Args(offset));
+  const std::string ep = d.WaitReady();
+  const Json a = Show(ep, "SI-A");
+  EXPECT_EQ(Timeline(a, "breach").size(), fired.size());
+  EXPECT_EQ(Lines(Slurp(jsonl)).size(), delivered);
+  auto status = d.Signal(SIGTERM);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  EXPECT_EQ(Lines(Slurp(jsonl)).size(), delivered);
+}
+
+TEST_F(TandemdTest, SecondDaemonOnTheSameDataDirectoryExitsNonZero) {
+  Daemon first(dir_, "first");
+  first.Start(Args());
+  const std::string ep = first.WaitReady();
+  Daemon second(dir_, "second");
+  second.Start(Args());
+  auto status = second.WaitExited();
+  ASSERT_TRUE(status.has_value()) << "the second daemon kept running";
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_NE(WEXITSTATUS(*status), 0);
+  EXPECT_NE(second.Log().find("is in use by another tandemd"), std::string::npos) << second.Log();
+  // The first one still serves.
+  CtlRun pub = Publish(ep, {Incident("e1", "SI-1")});
+  EXPECT_EQ(pub.code, 0) << pub.err;
+}
+
+TEST_F(TandemdTest, BadConfigKeyIsRefusedWithFileLineAndField) {
+  const fs::path config = Write("bad.yaml", "data_dir: x\ningest:\n  endpont: tcp://x\n");
+  Daemon d(dir_, "tandemd");
+  d.Start({"--config", config.string()});
+  auto status = d.WaitExited();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1);
+  EXPECT_NE(d.Log().find("bad.yaml:3: field 'endpont'"), std::string::npos) << d.Log();
+}
+
+TEST_F(TandemdTest, SighupReloadsWorkflowsAndRunningCasesKeepTheirVersion) {
+  const fs::path workflows = dir_ / "workflows";
+  fs::create_directories(workflows);
+  const std::string v1 = Slurp(fs::path(TANDEM_SOURCE_DIR) / "workflows" / "serious_incident.yaml");
+  ASSERT_NE(v1.find("\nversion: 1\n"), std::string::npos);
+  Write("workflows/serious_incident.yaml", v1);
+  std::vector<std::string> args = Args(OffsetTo("2026-12-24T12:00:00Z"));
+  args.insert(args.end(), {"--workflows", workflows.string()});
+  Daemon d(dir_, "tandemd");
+  d.Start(args);
+  const std::string ep = d.WaitReady();
+  ASSERT_EQ(Publish(ep, {Incident("a1", "SI-A")}).code, 0);
+
+  std::string v2 = v1;
+  v2.replace(v2.find("\nversion: 1\n"), 12, "\nversion: 2\n");
+  Write("workflows/serious_incident.yaml", v2);
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return d.Log().find("workflows reloaded") != std::string::npos; }))
+      << d.Log();
+  ASSERT_EQ(Publish(ep, {Incident("b1", "SI-B"), Submitted("a2", "SI-A")}).code, 0);
+  EXPECT_EQ(Show(ep, "SI-A")["state"]["workflow_version"], 1);
+  EXPECT_EQ(Show(ep, "SI-A")["state"]["state"], "notified");
+  EXPECT_EQ(Show(ep, "SI-B")["state"]["workflow_version"], 2);
+
+  // A broken file is refused on reload; the loaded workflows keep serving.
+  Write("workflows/serious_incident.yaml", v2 + "\nnot_a_field: 1\n");
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return d.Log().find("workflow reload failed") != std::string::npos; }))
+      << d.Log();
+  EXPECT_NE(d.Log().find("not_a_field"), std::string::npos);
+  CtlRun pub = Publish(ep, {Incident("c1", "SI-C"), Submitted("b2", "SI-B")});
+  EXPECT_EQ(pub.code, 0) << pub.out;
+  EXPECT_EQ(Show(ep, "SI-C")["state"]["workflow_version"], 2);
+  auto status = d.Signal(SIGTERM);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
+TEST_F(TandemdTest, PublishWithoutDaemonTimesOut) {
+  // A port nobody listens on: bind one, learn it, and stop.
+  Daemon d(dir_, "tandemd");
+  d.Start(Args());
+  const std::string ep = d.WaitReady();
+  ASSERT_TRUE(d.Signal(SIGTERM).has_value());
+  CtlRun pub = Ctl({"publish", "-", "--endpoint", ep, "--timeout", "1"}, Incident("e1", "SI-1"));
+  EXPECT_EQ(pub.code, 3) << pub.out << pub.err;
+  EXPECT_NE(pub.err.find("no answer"), std::string::npos) << pub.err;
+}
+
+}  // namespace
+}  // namespace tandem
