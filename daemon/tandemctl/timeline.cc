@@ -75,18 +75,117 @@ std::string_view NotificationKindName(v1::NotificationKind k) {
   }
 }
 
-Json ExplanationJson(const v1::Explanation& x) {
-  Json skipped = Json::array();
-  for (const auto& s : engine::SkippedDays(x)) {
-    skipped.push_back({{"date", calendar::FormatCivilDay(s.day)}, {"reason", s.reason}});
+// One JSON object written field by field, in order: what nlohmann::ordered_json's dump() gives
+// for the same fields, without building a tree first (a ten-year timeline has millions of
+// lines, and building and freeing the trees was most of simulate's time).
+class ObjectWriter {
+ public:
+  explicit ObjectWriter(std::string* out) : out_(*out) { out_ += '{'; }
+  ObjectWriter& Str(std::string_view key, std::string_view value) {
+    Key(key);
+    Quoted(value);
+    return *this;
   }
-  Json j = {{"rule", x.rule()},           {"anchor", x.anchor()},
-            {"anchor_on", x.anchor_on()}, {"skipped", skipped},
-            {"clamped", x.clamped()},     {"source", x.source()},
-            {"confidence", ConfidenceName(x.confidence())},
-            {"edition", x.edition()},     {"calendar", x.calendar()}};
-  if (!x.variant().empty()) j["variant"] = x.variant();
-  return j;
+  ObjectWriter& Bool(std::string_view key, bool value) {
+    Key(key);
+    out_ += value ? "true" : "false";
+    return *this;
+  }
+  ObjectWriter& Uint(std::string_view key, uint64_t value) {
+    Key(key);
+    out_ += std::to_string(value);
+    return *this;
+  }
+  ObjectWriter& StrArray(std::string_view key,
+                         const google::protobuf::RepeatedPtrField<std::string>& values) {
+    Key(key);
+    out_ += '[';
+    for (int i = 0; i < values.size(); ++i) {
+      if (i > 0) out_ += ',';
+      Quoted(values.Get(i));
+    }
+    out_ += ']';
+    return *this;
+  }
+  // Starts a nested object or array value; the caller writes it, then calls End / ']'.
+  std::string& Open(std::string_view key) {
+    Key(key);
+    return out_;
+  }
+  void End() { out_ += '}'; }
+
+  // Appends `value` as a JSON string, escaped as nlohmann's dump() escapes it (UTF-8 kept).
+  static void Quote(std::string_view value, std::string& out) {
+    out += '"';
+    for (const char c : value) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            static constexpr char kHex[] = "0123456789abcdef";
+            out += "\\u00";
+            out += kHex[(c >> 4) & 0xF];
+            out += kHex[c & 0xF];
+          } else {
+            out += c;
+          }
+      }
+    }
+    out += '"';
+  }
+
+ private:
+  void Key(std::string_view key) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    Quoted(key);
+    out_ += ':';
+  }
+  void Quoted(std::string_view value) { Quote(value, out_); }
+
+  std::string& out_;
+  bool first_ = true;
+};
+
+void WriteExplanation(const v1::Explanation& x, std::string& out) {
+  ObjectWriter j(&out);
+  j.Str("rule", x.rule()).Str("anchor", x.anchor()).Str("anchor_on", x.anchor_on());
+  std::string& skipped = j.Open("skipped");
+  skipped += '[';
+  bool first = true;
+  for (const auto& s : engine::SkippedDays(x)) {
+    if (!first) skipped += ',';
+    first = false;
+    ObjectWriter day(&skipped);
+    day.Str("date", calendar::FormatCivilDay(s.day)).Str("reason", s.reason);
+    day.End();
+  }
+  skipped += ']';
+  j.Bool("clamped", x.clamped()).Str("source", x.source());
+  j.Str("confidence", ConfidenceName(x.confidence())).Str("edition", x.edition());
+  j.Str("calendar", x.calendar());
+  if (!x.variant().empty()) j.Str("variant", x.variant());
+  j.End();
 }
 
 std::string Skipped(const v1::Explanation& x) {
@@ -101,74 +200,61 @@ std::string Skipped(const v1::Explanation& x) {
 }  // namespace
 
 std::string EffectJson(const v1::Effect& e) {
-  Json j = {{"kind", Kind(e)}, {"case_id", e.case_id()}, {"at", At(e.at())}, {"cause", e.cause()}};
+  std::string out;
+  out.reserve(256);
+  ObjectWriter j(&out);
+  j.Str("kind", Kind(e)).Str("case_id", e.case_id()).Str("at", At(e.at()));
+  j.Str("cause", e.cause());
   switch (e.kind_case()) {
     case v1::Effect::kState:
-      j["workflow"] = e.state().workflow();
-      j["from"] = e.state().from();
-      j["to"] = e.state().to();
-      j["final"] = e.state().final();
+      j.Str("workflow", e.state().workflow()).Str("from", e.state().from());
+      j.Str("to", e.state().to()).Bool("final", e.state().final());
       break;
     case v1::Effect::kDeadline:
-      j["name"] = e.deadline().name();
-      j["due"] = e.deadline().due_on();
-      j["due_at"] = At(e.deadline().due_at());
-      j["recomputed"] = e.deadline().recomputed();
-      j["explanation"] = ExplanationJson(e.deadline().explanation());
+      j.Str("name", e.deadline().name()).Str("due", e.deadline().due_on());
+      j.Str("due_at", At(e.deadline().due_at())).Bool("recomputed", e.deadline().recomputed());
+      WriteExplanation(e.deadline().explanation(), j.Open("explanation"));
       break;
     case v1::Effect::kWarning:
-      j["name"] = e.warning().name();
-      j["due"] = e.warning().due_on();
-      j["working_days_before"] = e.warning().working_days_before();
-      j["late"] = e.warning().late();
+      j.Str("name", e.warning().name()).Str("due", e.warning().due_on());
+      j.Uint("working_days_before", e.warning().working_days_before());
+      j.Bool("late", e.warning().late());
       break;
     case v1::Effect::kBreach:
-      j["name"] = e.breach().name();
-      j["due"] = e.breach().due_on();
-      j["suppressed"] = e.breach().suppressed();
-      j["late"] = e.breach().late();
+      j.Str("name", e.breach().name()).Str("due", e.breach().due_on());
+      j.Bool("suppressed", e.breach().suppressed()).Bool("late", e.breach().late());
       break;
     case v1::Effect::kMet:
-      j["name"] = e.met().name();
-      j["due"] = e.met().due_on();
-      j["met_on"] = e.met().met_on();
-      j["late"] = e.met().late();
+      j.Str("name", e.met().name()).Str("due", e.met().due_on());
+      j.Str("met_on", e.met().met_on()).Bool("late", e.met().late());
       break;
     case v1::Effect::kNotification: {
       const auto& n = e.notification();
-      j["notification_id"] = n.notification_id();
-      j["notification_kind"] = NotificationKindName(n.kind());
-      j["roles"] = Json(std::vector<std::string>(n.roles().begin(), n.roles().end()));
-      j["subject"] = n.subject();
-      if (!n.deadline().empty()) {
-        j["name"] = n.deadline();
-        j["due"] = n.due_on();
-      }
+      j.Str("notification_id", n.notification_id());
+      j.Str("notification_kind", NotificationKindName(n.kind()));
+      j.StrArray("roles", n.roles()).Str("subject", n.subject());
+      if (!n.deadline().empty()) j.Str("name", n.deadline()).Str("due", n.due_on());
       break;
     }
     case v1::Effect::kRejected:
-      j["event_id"] = e.rejected().event_id();
-      j["event_type"] = e.rejected().event_type();
-      j["code"] = e.rejected().code();
-      j["reason"] = e.rejected().reason();
+      j.Str("event_id", e.rejected().event_id()).Str("event_type", e.rejected().event_type());
+      j.Str("code", e.rejected().code()).Str("reason", e.rejected().reason());
       break;
     case v1::Effect::kCancelled:
-      j["name"] = e.cancelled().name();
-      j["due"] = e.cancelled().due_on();
-      j["reason"] = e.cancelled().reason();
+      j.Str("name", e.cancelled().name()).Str("due", e.cancelled().due_on());
+      j.Str("reason", e.cancelled().reason());
       break;
     case v1::Effect::kAssessment:
-      j["name"] = e.assessment().name();
-      j["value"] = e.assessment().value();
+      j.Str("name", e.assessment().name()).Bool("value", e.assessment().value());
       break;
     case v1::Effect::kCorrected:
-      j["facts"] = Json(std::vector<std::string>(e.corrected().facts().begin(),
-                                                 e.corrected().facts().end()));
+      j.StrArray("facts", e.corrected().facts());
       break;
     case v1::Effect::KIND_NOT_SET:
       break;
   }
-  return j.dump();
+  j.End();
+  return out;
 }
 
 std::string EffectText(const v1::Effect& e) {
@@ -227,9 +313,15 @@ std::string EffectText(const v1::Effect& e) {
 }
 
 std::string MalformedLineJson(const std::string& at, int line, const std::string& reason) {
-  Json j = {{"kind", "rejected"}, {"case_id", ""}, {"at", at},     {"cause", ""},
-            {"event_id", ""},     {"event_type", ""}, {"code", "invalid_argument"},
-            {"reason", reason},   {"line", line}};
+  Json j = {{"kind", "rejected"},
+            {"case_id", ""},
+            {"at", at},
+            {"cause", ""},
+            {"event_id", ""},
+            {"event_type", ""},
+            {"code", "invalid_argument"},
+            {"reason", reason},
+            {"line", line}};
   return j.dump();
 }
 

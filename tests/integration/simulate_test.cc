@@ -556,6 +556,32 @@ TEST_F(SimulateTest, BadInputRejectsEachBadEventAndAppliesTheRest) {
   EXPECT_TRUE(std::regex_search(run.err, std::regex(R"(jsonl: ?5:)"))) << run.err;
 }
 
+// Text from the input reaches the JSON lines (an unknown event type is quoted in the reason;
+// case and event ids are echoed): quotes, backslashes, control characters and non-ASCII text
+// must come out escaped and parse back to the same strings.
+TEST_F(SimulateTest, JsonLinesEscapeTextFromTheInput) {
+  // C"1\ é as a case id, a type with a tab and a control character, written as JSON escapes.
+  const fs::path events =
+      Write("odd.jsonl", R"({"eventId": "e\"1", "caseId": "C\"1\\ \u00e9", "partnership": "p", )"
+                         R"("type": "odd\ttype\u0001", "occurredAt": "2026-03-02T10:00:00Z"})"
+                         "\n");
+  const RunResult run = Simulate({"--events", events.string(), "--json"});
+  ASSERT_TRUE(run.exited);
+  ASSERT_EQ(run.lines.size(), 1u) << run.out;
+  const Json& l = run.lines.front();
+  EXPECT_EQ(Field(l, "kind"), "rejected");
+  EXPECT_EQ(Field(l, "case_id"), "C\"1\\ \xc3\xa9");
+  EXPECT_EQ(Field(l, "event_id"), "e\"1");
+  EXPECT_EQ(Field(l, "event_type"), "odd\ttype\x01");
+  EXPECT_NE(Field(l, "reason").get<std::string>().find("'odd\ttype\x01'"), std::string::npos);
+  // Escaped as JSON writers commonly do: \" \\ \t \u0001, UTF-8 kept as it is.
+  EXPECT_NE(run.out.find(R"("case_id":"C\"1\\ )"
+                         "\xc3\xa9\""),
+            std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find(R"("event_type":"odd\ttype\u0001")"), std::string::npos) << run.out;
+}
+
 TEST_F(SimulateTest, BadInputWithoutTheMalformedLineExitsZero) {
   std::vector<std::string> lines = SplitLines(Slurp(Example("serious_incident_bad_input.jsonl")));
   ASSERT_EQ(lines.size(), 12u);
