@@ -49,6 +49,7 @@ Result<std::unique_ptr<engine::WorkflowSet>> LoadWorkflows(const std::filesystem
     TANDEM_ASSIGN_OR_RETURN(auto wf, engine::Workflow::FromYaml(text, origin));
     TANDEM_RETURN_IF_ERROR(set->Add(std::move(wf)));
   }
+  TANDEM_RETURN_IF_ERROR(set->CheckStartCases());
   return set;
 }
 

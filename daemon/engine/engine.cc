@@ -672,6 +672,26 @@ class Change {
     }
   }
 
+  // Emits a case_started effect for each planned starting event (`starts`, made from the
+  // `definitions` whose conditions held, in order) and links this case to each new case.
+  void StartCases(const google::protobuf::RepeatedPtrField<v1::StartCaseDefinition>& definitions,
+                  std::vector<v1::Event> starts) {
+    for (v1::Event& e : starts) {
+      std::string workflow;
+      for (const auto& sc : definitions) {
+        if (sc.event() == e.type()) workflow = sc.workflow();
+      }
+      auto* link = state().add_linked_cases();
+      link->set_case_id(e.case_id());
+      link->set_workflow(workflow);
+      link->set_relation(v1::LinkedCase::RELATION_OPENED);
+      auto* started = Emit()->mutable_case_started();
+      started->set_workflow(std::move(workflow));
+      started->set_case_id(e.case_id());
+      *started->mutable_event() = std::move(e);
+    }
+  }
+
   // Records each assessment whose value is new or changed; `rules` read the case's facts as
   // the change left them.
   void Assess(const Rules& rules) {
@@ -780,6 +800,70 @@ Status CheckEnvelope(const v1::Event& e) {
   TANDEM_RETURN_IF_ERROR(id("partnership", e.partnership()));
   TANDEM_RETURN_IF_ERROR(id("type", e.type()));
   if (!e.has_occurred_at()) return InvalidArgumentError("occurred_at is required");
+  if (e.opened_by_case().size() > kMaxIdBytes) {
+    return InvalidArgumentError("opened_by_case is longer than " + std::to_string(kMaxIdBytes) +
+                                " bytes");
+  }
+  return OkStatus();
+}
+
+// Returns `text` (a fixed value of a StartCaseDefinition) as the JSON value `fact` takes: a
+// bool or a number for those types, else a string. The checker made sure it fits.
+google::protobuf::Value TypedValue(const v1::FactDefinition& fact, const std::string& text) {
+  google::protobuf::Value v;
+  switch (fact.type()) {
+    case v1::FACT_TYPE_BOOL:
+      v.set_bool_value(text == "true");
+      break;
+    case v1::FACT_TYPE_INT:
+      v.set_number_value(static_cast<double>(std::stoll(text)));
+      break;
+    default:
+      v.set_string_value(text);
+      break;
+  }
+  return v;
+}
+
+// Plans the cases `t` opens: for each whose condition holds, the starting event of the new
+// case, with its facts taken from `rules`' view of this case (the event being applied
+// included). Returns kFailedPrecondition when the workflow or event it names is not loaded
+// (WorkflowSet::CheckStartCases refuses such files at load).
+Status PlanCaseStarts(const WorkflowSet& workflows, const Workflow& wf, const Rules& rules,
+                      const v1::TransitionDefinition& t, const v1::Event& event,
+                      std::vector<v1::Event>* starts) {
+  for (const v1::StartCaseDefinition& sc : t.start_cases()) {
+    if (sc.has_when() && !rules.Holds(sc.when())) continue;
+    const v1::EventTypeDefinition* target = nullptr;
+    for (const auto& other : workflows.workflows()) {
+      if (other->name() != sc.workflow()) continue;
+      if (const auto* e = other->FindEvent(sc.event()); e != nullptr && e->starts_case()) {
+        target = e;
+      }
+    }
+    if (target == nullptr) {
+      return FailedPreconditionError("workflow '" + wf.name() + "' opens a case of '" +
+                                     sc.workflow() + "' with '" + sc.event() +
+                                     "', which is not loaded");
+    }
+    v1::Event& e = starts->emplace_back();
+    e.set_event_id(event.event_id() + sc.case_id_suffix());
+    e.set_case_id(event.case_id() + sc.case_id_suffix());
+    e.set_partnership(event.partnership());
+    e.set_type(sc.event());
+    *e.mutable_occurred_at() = event.occurred_at();
+    e.set_source("tandem:" + wf.name());
+    e.set_actor(event.actor());
+    e.set_opened_by_case(event.case_id());
+    auto& facts = *e.mutable_facts()->mutable_fields();
+    for (const v1::FactMapping& m : sc.facts()) {
+      if (m.value_case() == v1::FactMapping::kFrom) {
+        if (const auto* v = rules.facts().Lookup(m.from(), nullptr)) facts[m.name()] = *v;
+      } else if (const auto* f = internal::FindFactDefinition(*target, m.name())) {
+        facts[m.name()] = TypedValue(*f, m.text());
+      }
+    }
+  }
   return OkStatus();
 }
 
@@ -937,6 +1021,9 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
     return AlreadyExistsError("case '" + event.case_id() + "' already exists; '" + event.type() +
                               "' only starts a case");
   }
+  if (current != nullptr && !event.opened_by_case().empty()) {
+    return InvalidArgumentError("opened_by_case is set only on the event that opens a case");
+  }
   TANDEM_ASSIGN_OR_RETURN(const CivilDay occurred_on,
                           calendar::LondonDay(ToInstant(event.occurred_at())));
 
@@ -948,6 +1035,7 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   google::protobuf::Arena* const arena = into != nullptr ? into->GetArena() : nullptr;
   std::vector<Computed> plan;
   std::vector<Correction> corrections;
+  std::vector<v1::Event> case_starts;
   const v1::TransitionDefinition* taken = nullptr;
   if (event.type() == kFactsCorrected) {
     TANDEM_ASSIGN_OR_RETURN(corrections, PlanCorrections(*wf, event, before));
@@ -994,6 +1082,8 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
         TANDEM_RETURN_IF_ERROR(
             PlanStarts(*wf, rules, taken->start_deadlines(), state_after, entered, &plan));
       }
+      TANDEM_RETURN_IF_ERROR(
+          PlanCaseStarts(workflows_, *wf, rules, *taken, event, &case_starts));
     }
   }
 
@@ -1008,6 +1098,11 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
     state.set_workflow_version(wf->version());
     state.set_edition(wf->edition_label());
     SetTimestamp(state.mutable_opened_at(), now);
+    if (!event.opened_by_case().empty()) {
+      auto* link = state.add_linked_cases();
+      link->set_case_id(event.opened_by_case());
+      link->set_relation(v1::LinkedCase::RELATION_OPENED_BY);
+    }
   }
   const uint64_t old_next_id = state.next_timer_id();
   state.set_events_applied(state.events_applied() + 1);
@@ -1025,6 +1120,7 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
     if (!taken->to().empty()) change.EnterState(taken->to(), occurred_on);
     if (!change.state().closed()) change.StartDeadlines(taken->start_deadlines());
     change.NotifyAll(v1::NOTIFICATION_KIND_TRANSITION, taken->notify());
+    change.StartCases(taken->start_cases(), std::move(case_starts));
     // Last: it may take the event's facts, which the steps above read.
     change.RecordFacts(event, take);
   }

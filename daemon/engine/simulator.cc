@@ -70,9 +70,20 @@ const Simulator::Effects& Simulator::Publish(v1::Event&& event) {
 const Simulator::Effects& Simulator::PublishTaking(const v1::Event& event, v1::Event* take) {
   StartCall();
   Advance(ToInstant(event.occurred_at()));
+  if (!event.opened_by_case().empty()) {
+    *timeline_->add_effects() = RejectionEffect(
+        event, InvalidArgumentError("opened_by_case is set by tandem only"), clock_);
+    return timeline_->effects();
+  }
+  ApplyAtClock(event, take, 0);
+  return timeline_->effects();
+}
+
+void Simulator::ApplyAtClock(const v1::Event& event, v1::Event* take, int depth) {
   auto it = cases_.find(event.case_id());
-  // Taken, not copied, when the case exists: a rejected event leaves it as it was.
   const bool exists = it != cases_.end();
+  const int first = timeline_->effects_size();
+  // Taken, not copied, when the case exists: a rejected event leaves it as it was.
   auto outcome = [&]() -> Result<Outcome> {
     if (take != nullptr) {
       return exists ? engine_.ApplyTaking(&it->second, std::move(*take), clock_, timeline_)
@@ -83,11 +94,27 @@ const Simulator::Effects& Simulator::PublishTaking(const v1::Event& event, v1::E
   }();
   if (!outcome.ok()) {
     *timeline_->add_effects() = RejectionEffect(event, outcome.status(), clock_);
-    return timeline_->effects();
+    return;
   }
-  if (it == cases_.end()) it = cases_.emplace(event.case_id(), v1::CaseState()).first;
+  if (!exists) it = cases_.emplace(event.case_id(), v1::CaseState()).first;
   Commit(it, std::move(outcome).value());
-  return timeline_->effects();
+  // The cases the change opened, each applied now like any event (and refused like one).
+  std::vector<v1::Event> opened;
+  for (int i = first; i < timeline_->effects_size(); ++i) {
+    const v1::Effect& e = timeline_->effects(i);
+    if (e.has_case_started()) opened.push_back(e.case_started().event());
+  }
+  for (v1::Event& next : opened) {
+    if (depth >= kMaxOpenedDepth) {
+      *timeline_->add_effects() = RejectionEffect(
+          next,
+          FailedPreconditionError("more than " + std::to_string(kMaxOpenedDepth) +
+                                  " cases in a row opened one another"),
+          clock_);
+      continue;
+    }
+    ApplyAtClock(next, &next, depth + 1);
+  }
 }
 
 const Simulator::Effects& Simulator::AdvanceTo(calendar::Instant until) {

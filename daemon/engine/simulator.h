@@ -28,7 +28,9 @@ class Simulator {
 
   // Fires every timer due at or before the event's occurred_at, then applies the event at that
   // instant (or at the clock, if the clock is already later). A rejected event becomes a
-  // `rejected` effect and changes nothing.
+  // `rejected` effect and changes nothing. When the change opens cases of other workflows
+  // (case_started effects), their starting events are applied next, at the same instant. An
+  // event carrying opened_by_case, which only tandem sets, is rejected.
   const Effects& Publish(const v1::Event& event);
   // As Publish, taking the event's facts into the case instead of copying them when the event
   // is accepted.
@@ -78,6 +80,11 @@ class Simulator {
   void FireNext();
   // Both Publish: `take` is null, or `event` itself.
   const Effects& PublishTaking(const v1::Event& event, v1::Event* take);
+  // Applies `event` at the clock, then the starting events of the cases its change opened
+  // (case_started effects), `depth` counting how many such openings led to it.
+  void ApplyAtClock(const v1::Event& event, v1::Event* take, int depth);
+  // A workflow opening a case whose workflow opens another, and so on: refused past this.
+  static constexpr int kMaxOpenedDepth = 4;
 
   const Engine& engine_;
   google::protobuf::Arena arena_;

@@ -22,8 +22,11 @@ std::string Idx(std::string_view base, int i) {
 // Accumulates reference checks over one definition; the first error wins.
 class Checker {
  public:
-  Checker(const v1::WorkflowDefinition& def, const LineMap& lines, std::string_view origin)
-      : def_(def), lines_(lines), origin_(origin) {}
+  // Records in `start_cases` each case a transition opens, with where it is written, for the
+  // cross-workflow check (WorkflowSet::CheckStartCases).
+  Checker(const v1::WorkflowDefinition& def, const LineMap& lines, std::string_view origin,
+          std::vector<Workflow::StartCaseRef>* start_cases)
+      : def_(def), lines_(lines), origin_(origin), start_cases_(*start_cases) {}
 
   Status Run() {
     TANDEM_RETURN_IF_ERROR(Header());
@@ -153,6 +156,11 @@ class Checker {
       for (int j = 0; j < t.notify_size(); ++j) {
         TANDEM_RETURN_IF_ERROR(Notify(t.notify(j), Idx(path + ".notify", j)));
       }
+      context_event_ = t.on();
+      for (int j = 0; j < t.start_cases_size(); ++j) {
+        TANDEM_RETURN_IF_ERROR(StartCase(t.start_cases(j), Idx(path + ".start_cases", j)));
+      }
+      context_event_.clear();
     }
     for (int i = 0; i < def_.events_size(); ++i) {
       if (def_.events(i).starts_case() && started.count(def_.events(i).type()) == 0) {
@@ -360,6 +368,51 @@ class Checker {
     return OkStatus();
   }
 
+  // What can be checked of a case a transition opens without the other workflow; the rest is
+  // WorkflowSet::CheckStartCases, once every workflow is loaded.
+  Status StartCase(const v1::StartCaseDefinition& sc, const std::string& path) {
+    if (sc.workflow().empty()) return Err(path + ".workflow", "is required");
+    if (sc.workflow() == def_.name()) {
+      return Err(path + ".workflow", "a workflow may not open cases of its own");
+    }
+    if (sc.event().empty()) return Err(path + ".event", "is required");
+    if (sc.case_id_suffix().empty()) return Err(path + ".case_id_suffix", "is required");
+    if (sc.case_id_suffix().size() > 32 ||
+        sc.case_id_suffix().find('\0') != std::string::npos) {
+      return Err(path + ".case_id_suffix", "must be 1 to 32 bytes of text");
+    }
+    if (sc.source().empty()) return Err(path + ".source", "is required: every rule names its source");
+    if (sc.confidence() == v1::CONFIDENCE_UNSPECIFIED) {
+      return Err(path + ".confidence", "is required (v, v1, r or u)");
+    }
+    if (sc.has_when()) TANDEM_RETURN_IF_ERROR(CheckCondition(sc.when(), path + ".when"));
+    std::set<std::string> names;
+    for (int i = 0; i < sc.facts_size(); ++i) {
+      const auto& m = sc.facts(i);
+      const std::string fp = Idx(path + ".facts", i);
+      if (m.name().empty()) return Err(fp + ".name", "is required");
+      if (!names.insert(m.name()).second) return Err(fp + ".name", "'" + m.name() + "' given twice");
+      switch (m.value_case()) {
+        case v1::FactMapping::kFrom:
+          TANDEM_RETURN_IF_ERROR(
+              FactRef(m.from(), fp + ".from", v1::FACT_TYPE_UNSPECIFIED).status());
+          break;
+        case v1::FactMapping::kText:
+          break;
+        case v1::FactMapping::VALUE_NOT_SET:
+          return Err(fp, "needs 'from' (a fact of this case) or 'text' (a fixed value)");
+      }
+    }
+    Workflow::StartCaseRef ref;
+    ref.definition = &sc;
+    ref.where = lines_.Where(origin_, path);
+    for (int i = 0; i < sc.facts_size(); ++i) {
+      ref.fact_where.push_back(lines_.Where(origin_, Idx(path + ".facts", i) + ".name"));
+    }
+    start_cases_.push_back(std::move(ref));
+    return OkStatus();
+  }
+
   Status Notify(const v1::NotifyDefinition& n, const std::string& path) {
     if (n.roles().empty()) return Err(path + ".roles", "names no role");
     TANDEM_RETURN_IF_ERROR(Roles(n.roles(), path + ".roles"));
@@ -391,6 +444,7 @@ class Checker {
   const v1::WorkflowDefinition& def_;
   const LineMap& lines_;
   std::string_view origin_;
+  std::vector<Workflow::StartCaseRef>& start_cases_;
   std::set<std::string> event_types_;
   std::set<std::string> states_;
   std::set<std::string> deadline_names_;
@@ -422,7 +476,7 @@ Result<std::shared_ptr<const Workflow>> Workflow::FromYaml(std::string_view yaml
 }
 
 Status Workflow::Check(const LineMap& lines) {
-  TANDEM_RETURN_IF_ERROR(Checker(def_, lines, origin_).Run());
+  TANDEM_RETURN_IF_ERROR(Checker(def_, lines, origin_, &start_cases_).Run());
   // Checker verified the edition date parses.
   effective_from_ = *calendar::ParseCivilDay(def_.edition().effective_from());
   edition_label_ =
@@ -538,6 +592,43 @@ Status WorkflowSet::Add(std::shared_ptr<const Workflow> workflow) {
     });
   }
   all_.push_back(std::move(workflow));
+  return OkStatus();
+}
+
+Status WorkflowSet::CheckStartCases() const {
+  for (const auto& wf : all_) {
+    for (const Workflow::StartCaseRef& ref : wf->start_cases()) {
+      const v1::StartCaseDefinition& sc = *ref.definition;
+      const Workflow* target = nullptr;
+      for (const auto& other : all_) {
+        if (other->name() == sc.workflow()) target = other.get();  // the last added edition
+      }
+      if (target == nullptr) {
+        return InvalidArgumentError(ref.where + ": opens a case of workflow '" + sc.workflow() +
+                                    "', which is not loaded");
+      }
+      const v1::EventTypeDefinition* event = target->FindEvent(sc.event());
+      if (event == nullptr || !event->starts_case()) {
+        return InvalidArgumentError(ref.where + ": '" + sc.event() +
+                                    "' is not an event that starts a case of workflow '" +
+                                    sc.workflow() + "'");
+      }
+      for (int i = 0; i < sc.facts_size(); ++i) {
+        const v1::FactMapping& m = sc.facts(i);
+        const v1::FactDefinition* fact = internal::FindFactDefinition(*event, m.name());
+        if (fact == nullptr) {
+          return InvalidArgumentError(ref.fact_where[i] + ": '" + sc.event() +
+                                      "' has no fact '" + m.name() + "'");
+        }
+        if (m.value_case() == v1::FactMapping::kText &&
+            !internal::ValueTextFits(*fact, m.text())) {
+          return InvalidArgumentError(ref.fact_where[i] + ": '" + m.text() +
+                                      "' is not a value of fact '" + m.name() + "' (" +
+                                      std::string(internal::FactTypeName(fact->type())) + ")");
+        }
+      }
+    }
+  }
   return OkStatus();
 }
 

@@ -65,6 +65,15 @@ class Workflow {
   const std::vector<std::string>& starting_events() const { return starting_events_; }
   // The parameter's value: the workflow's default.
   std::string_view Parameter(std::string_view name) const;
+  // A case one of this workflow's transitions opens, with where the file says so: "file:line:
+  // field 'transitions[3].start_cases[0]'", and the same for each of its facts' names.
+  struct StartCaseRef {
+    const v1::StartCaseDefinition* definition = nullptr;
+    std::string where;
+    std::vector<std::string> fact_where;
+  };
+  const std::vector<StartCaseRef>& start_cases() const { return start_cases_; }
+
   // Returns whether an event of `event_type` can change what the assessments decide: whether
   // it declares a fact that one of their conditions reads. Facts an event does not declare are
   // refused, so another event's facts leave every assessment as it was.
@@ -90,6 +99,7 @@ class Workflow {
   std::map<std::string, std::string, std::less<>> parameters_;
   std::vector<std::string> starting_events_;
   std::set<std::string, std::less<>> assessment_inputs_;
+  std::vector<StartCaseRef> start_cases_;
   v1::EventTypeDefinition facts_corrected_;
   v1::EventTypeDefinition withdrawn_;
   v1::StateDefinition withdrawn_state_;
@@ -109,6 +119,12 @@ class WorkflowSet {
   // occurred). Returns kNotFound if no workflow starts cases on the event's type, and
   // kFailedPrecondition if no edition was yet in force on the trigger date.
   Result<const Workflow*> ForNewCase(const v1::Event& event) const;
+
+  // Checks the cases each workflow's transitions open against the workflows in the set: the
+  // workflow is loaded, the event starts its cases, and each mapped fact is one that event
+  // declares (a fixed value must fit its type). Call once every workflow is added.
+  // Returns kInvalidArgument naming the file, line and field of the first problem.
+  Status CheckStartCases() const;
 
   // Returns the workflow a case started with, or nullptr.
   const Workflow* Find(std::string_view name, uint32_t version) const;

@@ -37,6 +37,8 @@ std::string_view Kind(const v1::Effect& e) {
       return "assessment";
     case v1::Effect::kCorrected:
       return "corrected";
+    case v1::Effect::kCaseStarted:
+      return "case_started";
     case v1::Effect::KIND_NOT_SET:
       break;
   }
@@ -250,6 +252,12 @@ std::string EffectJson(const v1::Effect& e) {
     case v1::Effect::kCorrected:
       j.StrArray("facts", e.corrected().facts());
       break;
+    case v1::Effect::kCaseStarted:
+      j.Str("workflow", e.case_started().workflow());
+      j.Str("started_case_id", e.case_started().case_id());
+      j.Str("event_id", e.case_started().event().event_id());
+      j.Str("event_type", e.case_started().event().type());
+      break;
     case v1::Effect::KIND_NOT_SET:
       break;
   }
@@ -306,6 +314,9 @@ std::string EffectText(const v1::Effect& e) {
       for (const auto& f : e.corrected().facts()) facts += (facts.empty() ? "" : ", ") + f;
       return head + facts + "\n";
     }
+    case v1::Effect::kCaseStarted:
+      return head + e.case_started().workflow() + " case " + e.case_started().case_id() +
+             " (" + e.case_started().event().type() + ")\n";
     case v1::Effect::KIND_NOT_SET:
       break;
   }

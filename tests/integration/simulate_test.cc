@@ -177,8 +177,8 @@ void ExpectExplainedDeadline(const Json& d) {
 // lines in time order; and the fields of deadline, met and rejected lines.
 void ExpectWellFormedTimeline(const std::vector<Json>& lines) {
   static const std::set<std::string> kKinds = {
-      "state",        "deadline", "warning",   "breach",     "met",
-      "notification", "rejected", "cancelled", "assessment", "corrected"};
+      "state",    "deadline",  "warning",    "breach",    "met",         "notification",
+      "rejected", "cancelled", "assessment", "corrected", "case_started"};
   static const std::regex kUtc(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)");
   std::string previous;
   for (const auto& l : lines) {

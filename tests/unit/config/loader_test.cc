@@ -172,6 +172,33 @@ TEST_F(LoaderTest, TwoWorkflowsSharingAnEventTypeAreRefused) {
             second.string() + ": event type 'tiny.opened' already belongs to workflow 'tiny'");
 }
 
+// A workflow that opens cases of another is checked against it once every file is loaded.
+TEST_F(LoaderTest, OpeningACaseOfAWorkflowThatIsNotLoadedIsRefused) {
+  const auto opener =
+      Write("a.yaml", Replace(std::string(kWorkflow), "    to: open\n", R"yaml(    to: open
+    start_cases:
+      - workflow: other
+        event: other.opened
+        case_id_suffix: "-o"
+        facts:
+          - {name: opened_on, from: opened_on}
+        source: test
+        confidence: v1
+)yaml"));
+  auto set = LoadWorkflows(dir_);
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(set.status().message(), opener.string() +
+                                        ":17: field 'start_cases': opens a case of workflow "
+                                        "'other', which is not loaded");
+  // With the other workflow beside it, the set loads.
+  Write("b.yaml", Replace(Replace(Replace(std::string(kWorkflow), "name: tiny\n", "name: other\n"),
+                                  "type: tiny.opened", "type: other.opened"),
+                          "on: tiny.opened", "on: other.opened"));
+  auto both = LoadWorkflows(dir_);
+  EXPECT_TRUE(both.ok()) << both.status().ToString();
+}
+
 TEST_F(LoaderTest, TwoEditionsOfOneWorkflowLoadTogether) {
   Write("a.yaml", kWorkflow);
   Write("b.yaml", Replace(Replace(std::string(kWorkflow), "version: 1\n", "version: 2\n"),

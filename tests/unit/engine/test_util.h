@@ -278,6 +278,9 @@ inline std::string Describe(const v1::Effect& e) {
              (e.assessment().value() ? "true" : "false");
     case v1::Effect::kCorrected:
       return "corrected " + Join(e.corrected().facts());
+    case v1::Effect::kCaseStarted:
+      return "started " + e.case_started().workflow() + " case " + e.case_started().case_id() +
+             " with " + e.case_started().event().type();
     case v1::Effect::KIND_NOT_SET:
       break;
   }
