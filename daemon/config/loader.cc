@@ -53,6 +53,27 @@ Result<std::unique_ptr<engine::WorkflowSet>> LoadWorkflows(const std::filesystem
   return set;
 }
 
+Status LoadPartnerships(const std::filesystem::path& dir, engine::WorkflowSet* set) {
+  if (dir.empty()) return OkStatus();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return NotFoundError(dir.string() + ": no such directory");
+  }
+  std::vector<std::filesystem::path> paths;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
+      paths.push_back(entry.path());
+    }
+  }
+  if (ec) return InvalidArgumentError(dir.string() + ": cannot list: " + ec.message());
+  std::sort(paths.begin(), paths.end());
+  for (const auto& p : paths) {
+    TANDEM_ASSIGN_OR_RETURN(std::string text, ReadFile(p));
+    TANDEM_RETURN_IF_ERROR(set->AddPartnership(text, p.string()));
+  }
+  return OkStatus();
+}
+
 Result<std::unique_ptr<calendar::WorkingDayCalendar>> LoadCalendar(
     const std::filesystem::path& file) {
   std::string text;

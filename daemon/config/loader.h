@@ -22,6 +22,12 @@ inline constexpr std::string_view kShippedCalendar = "workflows/calendars/englan
 // type in two workflows).
 Result<std::unique_ptr<engine::WorkflowSet>> LoadWorkflows(const std::filesystem::path& dir);
 
+// Adds to `set` every partnership's own settings from `dir` (each `*.yaml` directly in it, in
+// name order; PartnershipOverrides, proto/tandem/v1/partnership.proto). An empty path adds
+// nothing. Returns kNotFound if `dir` does not exist, kInvalidArgument naming the file, the line
+// and the field of the first problem, kAlreadyExists if one partnership changes a workflow twice.
+Status LoadPartnerships(const std::filesystem::path& dir, engine::WorkflowSet* set);
+
 // Returns the calendar in `file` (GOV.UK bank-holidays.json shape); with an empty path, the
 // shipped one. Returns kNotFound or kInvalidArgument naming the file.
 Result<std::unique_ptr<calendar::WorkingDayCalendar>> LoadCalendar(

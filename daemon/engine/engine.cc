@@ -343,6 +343,9 @@ class Rules {
     x.set_edition(wf_.edition_label());
     x.set_variant(std::move(variant));
     x.set_calendar(cal_.origin());
+    if (!wf_.partnership().empty()) {
+      for (auto& note : wf_.OverridesOf(def.name())) x.add_overrides(std::move(note));
+    }
     TANDEM_ASSIGN_OR_RETURN(c.due_at, calendar::EndOfLondonDay(c.due));
     for (const auto& w : def.warnings()) {
       auto day = cal_.SubtractWorkingDays(c.due, static_cast<int>(w.working_days_before()));
@@ -777,7 +780,8 @@ class Change {
 
 // Returns the workflow version `state` runs, or kFailedPrecondition if it is not loaded.
 Result<const Workflow*> CaseWorkflow(const WorkflowSet& workflows, const v1::CaseState& state) {
-  const Workflow* wf = workflows.Find(state.workflow(), state.workflow_version());
+  const Workflow* wf =
+      workflows.Find(state.workflow(), state.workflow_version(), state.partnership());
   if (wf == nullptr) {
     return FailedPreconditionError(
         "case '" + state.case_id() + "' runs workflow '" + state.workflow() + "' version " +
@@ -1082,8 +1086,7 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
         TANDEM_RETURN_IF_ERROR(
             PlanStarts(*wf, rules, taken->start_deadlines(), state_after, entered, &plan));
       }
-      TANDEM_RETURN_IF_ERROR(
-          PlanCaseStarts(workflows_, *wf, rules, *taken, event, &case_starts));
+      TANDEM_RETURN_IF_ERROR(PlanCaseStarts(workflows_, *wf, rules, *taken, event, &case_starts));
     }
   }
 

@@ -377,11 +377,11 @@ class Checker {
     }
     if (sc.event().empty()) return Err(path + ".event", "is required");
     if (sc.case_id_suffix().empty()) return Err(path + ".case_id_suffix", "is required");
-    if (sc.case_id_suffix().size() > 32 ||
-        sc.case_id_suffix().find('\0') != std::string::npos) {
+    if (sc.case_id_suffix().size() > 32 || sc.case_id_suffix().find('\0') != std::string::npos) {
       return Err(path + ".case_id_suffix", "must be 1 to 32 bytes of text");
     }
-    if (sc.source().empty()) return Err(path + ".source", "is required: every rule names its source");
+    if (sc.source().empty())
+      return Err(path + ".source", "is required: every rule names its source");
     if (sc.confidence() == v1::CONFIDENCE_UNSPECIFIED) {
       return Err(path + ".confidence", "is required (v, v1, r or u)");
     }
@@ -391,7 +391,8 @@ class Checker {
       const auto& m = sc.facts(i);
       const std::string fp = Idx(path + ".facts", i);
       if (m.name().empty()) return Err(fp + ".name", "is required");
-      if (!names.insert(m.name()).second) return Err(fp + ".name", "'" + m.name() + "' given twice");
+      if (!names.insert(m.name()).second)
+        return Err(fp + ".name", "'" + m.name() + "' given twice");
       switch (m.value_case()) {
         case v1::FactMapping::kFrom:
           TANDEM_RETURN_IF_ERROR(
@@ -540,6 +541,179 @@ void Workflow::IndexAssessmentInputs(const v1::Condition& c) {
   }
 }
 
+namespace {
+
+// "15 working days after", "6 calendar months before": an offset in the words of a note.
+std::string OffsetWords(const v1::Offset& o) {
+  std::string n;
+  switch (o.amount_case()) {
+    case v1::Offset::kWorkingDays:
+      n = std::to_string(o.working_days()) + " working days";
+      break;
+    case v1::Offset::kCalendarDays:
+      n = std::to_string(o.calendar_days()) + " calendar days";
+      break;
+    case v1::Offset::kMonths:
+      n = std::to_string(o.months()) + " calendar months";
+      break;
+    case v1::Offset::AMOUNT_NOT_SET:
+      return "no offset";
+  }
+  return n + (o.direction() == v1::DIRECTION_BEFORE ? " before" : " after");
+}
+
+// Replaces each role of `roles` that `routes` reroutes, keeping each role once.
+void Reroute(const std::map<std::string, std::vector<std::string>>& routes,
+             google::protobuf::RepeatedPtrField<std::string>* roles) {
+  std::vector<std::string> out;
+  for (const auto& r : *roles) {
+    auto it = routes.find(r);
+    for (const auto& to : it == routes.end() ? std::vector<std::string>{r} : it->second) {
+      if (std::find(out.begin(), out.end(), to) == out.end()) out.push_back(to);
+    }
+  }
+  roles->Clear();
+  for (auto& r : out) roles->Add(std::move(r));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const Workflow>> Workflow::WithOverrides(
+    const Workflow& base, std::string_view partnership, const v1::WorkflowOverride& o,
+    std::string_view origin, const internal::LineMap& lines, std::string_view path) {
+  auto err = [&](const std::string& field, const std::string& what) {
+    return InvalidArgumentError(lines.Where(origin, std::string(path) + "." + field) + ": " + what);
+  };
+  auto at = [&](const std::string& field) {
+    return std::string(origin) + ":" +
+           std::to_string(lines.LineOf(std::string(path) + "." + field));
+  };
+  std::shared_ptr<Workflow> wf(new Workflow());
+  wf->def_ = base.def_;
+  wf->origin_ = base.origin_ + " with " + std::string(origin);
+  wf->partnership_ = std::string(partnership);
+  const std::string who = "partnership " + std::string(partnership) + ", ";
+  v1::WorkflowDefinition& def = wf->def_;
+
+  for (int i = 0; i < o.parameters_size(); ++i) {
+    const auto& p = o.parameters(i);
+    const std::string f = Idx("parameters", i);
+    v1::ParameterDefinition* found = nullptr;
+    for (auto& d : *def.mutable_parameters()) {
+      if (d.name() == p.name()) found = &d;
+    }
+    if (found == nullptr) return err(f + ".name", "unknown parameter '" + p.name() + "'");
+    if (std::find(found->values().begin(), found->values().end(), p.value()) ==
+        found->values().end()) {
+      return err(f + ".value",
+                 "'" + p.value() + "' is not a value of parameter '" + p.name() + "'");
+    }
+    wf->overrides_all_.push_back("parameter " + p.name() + " = " + p.value() + " (" + who + at(f) +
+                                 "; the workflow says " + found->default_() + ")");
+    found->set_default_(p.value());
+  }
+
+  std::map<std::string, std::vector<std::string>> routes;
+  for (int i = 0; i < o.roles_size(); ++i) {
+    const auto& r = o.roles(i);
+    const std::string f = Idx("roles", i);
+    if (!IsKnownRole(r.role())) return err(f + ".role", "unknown role '" + r.role() + "'");
+    if (r.to().empty()) return err(f + ".to", "names no role");
+    std::string to_words;
+    for (int j = 0; j < r.to_size(); ++j) {
+      if (!IsKnownRole(r.to(j))) return err(Idx(f + ".to", j), "unknown role '" + r.to(j) + "'");
+      to_words += (j == 0 ? "" : ", ") + r.to(j);
+    }
+    routes[r.role()] = {r.to().begin(), r.to().end()};
+    wf->overrides_all_.push_back("notifications to " + r.role() + " go to " + to_words + " (" +
+                                 who + at(f) + ")");
+  }
+
+  for (int i = 0; i < o.deadlines_size(); ++i) {
+    const auto& d = o.deadlines(i);
+    const std::string f = Idx("deadlines", i);
+    v1::DeadlineDefinition* found = nullptr;
+    for (auto& x : *def.mutable_deadlines()) {
+      if (x.name() == d.deadline()) found = &x;
+    }
+    if (found == nullptr) return err(f + ".deadline", "unknown deadline '" + d.deadline() + "'");
+    std::vector<std::string>& notes = wf->overrides_of_[d.deadline()];
+    if (d.has_offset()) {
+      if (d.offset().amount_case() == v1::Offset::AMOUNT_NOT_SET) {
+        return err(f + ".offset", "needs working_days, calendar_days or months");
+      }
+      notes.push_back("offset " + OffsetWords(d.offset()) + " (" + who + at(f + ".offset") +
+                      "; the workflow says " + OffsetWords(found->offset()) + ")");
+      *found->mutable_offset() = d.offset();
+    }
+    for (int j = 0; j < d.warnings_size(); ++j) {
+      for (int k = 0; k < d.warnings(j).notify_size(); ++k) {
+        if (!IsKnownRole(d.warnings(j).notify(k))) {
+          return err(Idx(Idx(f + ".warnings", j) + ".notify", k),
+                     "unknown role '" + d.warnings(j).notify(k) + "'");
+        }
+      }
+    }
+    if (d.warnings_size() > 0) {
+      *found->mutable_warnings() = d.warnings();
+      notes.push_back("warnings replaced (" + who + at(f + ".warnings") + ")");
+    }
+    for (int j = 0; j < d.escalations_size(); ++j) {
+      for (int k = 0; k < d.escalations(j).notify_size(); ++k) {
+        if (!IsKnownRole(d.escalations(j).notify(k))) {
+          return err(Idx(Idx(f + ".escalations", j) + ".notify", k),
+                     "unknown role '" + d.escalations(j).notify(k) + "'");
+        }
+      }
+    }
+    if (d.escalations_size() > 0) {
+      *found->mutable_escalations() = d.escalations();
+      notes.push_back("escalations replaced (" + who + at(f + ".escalations") + ")");
+    }
+    if (!d.move_to().empty()) {
+      bool known = false;
+      for (const auto& st : def.states()) known = known || st.name() == d.move_to();
+      if (!known) return err(f + ".move_to", "unknown state '" + d.move_to() + "'");
+      notes.push_back("a breach moves the case to " + d.move_to() + " (" + who +
+                      at(f + ".move_to") + "; the workflow says " +
+                      (found->on_breach().move_to().empty() ? std::string("it stays")
+                                                            : found->on_breach().move_to()) +
+                      ")");
+      found->mutable_on_breach()->set_move_to(d.move_to());
+    }
+  }
+
+  if (!routes.empty()) {
+    for (auto& st : *def.mutable_states()) {
+      for (auto& n : *st.mutable_notify()) Reroute(routes, n.mutable_roles());
+    }
+    for (auto& t : *def.mutable_transitions()) {
+      for (auto& n : *t.mutable_notify()) Reroute(routes, n.mutable_roles());
+    }
+    for (auto& d : *def.mutable_deadlines()) {
+      Reroute(routes, d.mutable_on_breach()->mutable_notify());
+      for (auto& w : *d.mutable_warnings()) Reroute(routes, w.mutable_notify());
+      for (auto& e : *d.mutable_escalations()) Reroute(routes, e.mutable_notify());
+    }
+  }
+
+  // The changed definition must still hold together (e.g. a breach state that is final).
+  const internal::LineMap none;
+  TANDEM_RETURN_IF_ERROR(
+      wf->Check(none).WithPrefix(std::string(origin) + ": with the " + "partnership's changes"));
+  wf->Index();
+  return std::shared_ptr<const Workflow>(std::move(wf));
+}
+
+std::vector<std::string> Workflow::OverridesOf(std::string_view deadline) const {
+  std::vector<std::string> out;
+  if (partnership_.empty()) return out;
+  auto it = overrides_of_.find(deadline);
+  if (it != overrides_of_.end()) out = it->second;
+  out.insert(out.end(), overrides_all_.begin(), overrides_all_.end());
+  return out;
+}
+
 const v1::EventTypeDefinition* Workflow::FindEvent(std::string_view type) const {
   auto it = events_.find(type);
   return it == events_.end() ? nullptr : it->second;
@@ -617,11 +791,10 @@ Status WorkflowSet::CheckStartCases() const {
         const v1::FactMapping& m = sc.facts(i);
         const v1::FactDefinition* fact = internal::FindFactDefinition(*event, m.name());
         if (fact == nullptr) {
-          return InvalidArgumentError(ref.fact_where[i] + ": '" + sc.event() +
-                                      "' has no fact '" + m.name() + "'");
+          return InvalidArgumentError(ref.fact_where[i] + ": '" + sc.event() + "' has no fact '" +
+                                      m.name() + "'");
         }
-        if (m.value_case() == v1::FactMapping::kText &&
-            !internal::ValueTextFits(*fact, m.text())) {
+        if (m.value_case() == v1::FactMapping::kText && !internal::ValueTextFits(*fact, m.text())) {
           return InvalidArgumentError(ref.fact_where[i] + ": '" + m.text() +
                                       "' is not a value of fact '" + m.name() + "' (" +
                                       std::string(internal::FactTypeName(fact->type())) + ")");
@@ -665,7 +838,7 @@ Result<const Workflow*> WorkflowSet::ForNewCase(const v1::Event& event) const {
                                    "' was in force on " + what + "; the earliest loaded is " +
                                    editions.front()->edition_label());
   }
-  return chosen;
+  return Find(chosen->name(), chosen->version(), event.partnership());
 }
 
 const Workflow* WorkflowSet::Find(std::string_view name, uint32_t version) const {
@@ -673,6 +846,56 @@ const Workflow* WorkflowSet::Find(std::string_view name, uint32_t version) const
     if (wf->name() == name && wf->version() == version) return wf.get();
   }
   return nullptr;
+}
+
+const Workflow* WorkflowSet::Find(std::string_view name, uint32_t version,
+                                  std::string_view partnership) const {
+  if (!overrides_.empty()) {
+    auto it = overrides_.find(std::make_tuple(partnership, name, version));
+    if (it != overrides_.end()) return it->second.get();
+  }
+  return Find(name, version);
+}
+
+Status WorkflowSet::AddPartnership(std::string_view yaml, std::string_view origin) {
+  v1::PartnershipOverrides file;
+  TANDEM_ASSIGN_OR_RETURN(const LineMap lines, internal::ParseYamlInto(yaml, origin, &file));
+  if (file.partnership().empty()) {
+    return InvalidArgumentError(lines.Where(origin, "partnership") + ": is required");
+  }
+  for (int i = 0; i < file.workflows_size(); ++i) {
+    const v1::WorkflowOverride& o = file.workflows(i);
+    const std::string path = Idx("workflows", i);
+    std::vector<const Workflow*> editions;
+    for (const auto& wf : all_) {
+      if (wf->name() == o.workflow()) editions.push_back(wf.get());
+    }
+    if (editions.empty()) {
+      return InvalidArgumentError(lines.Where(origin, path + ".workflow") + ": unknown workflow '" +
+                                  o.workflow() + "'");
+    }
+    for (const Workflow* base : editions) {
+      TANDEM_ASSIGN_OR_RETURN(
+          auto changed, Workflow::WithOverrides(*base, file.partnership(), o, origin, lines, path));
+      TANDEM_RETURN_IF_ERROR(AddOverride(std::move(changed)));
+    }
+  }
+  return OkStatus();
+}
+
+Status WorkflowSet::AddOverride(std::shared_ptr<const Workflow> workflow) {
+  const Workflow& wf = *workflow;
+  if (Find(wf.name(), wf.version()) == nullptr) {
+    return NotFoundError(wf.origin() + ": workflow '" + wf.name() + "' version " +
+                         std::to_string(wf.version()) + " is not loaded");
+  }
+  auto key = std::make_tuple(wf.partnership(), wf.name(), wf.version());
+  if (overrides_.count(key) != 0) {
+    return AlreadyExistsError(wf.origin() + ": partnership '" + wf.partnership() +
+                              "' already overrides workflow '" + wf.name() + "'");
+  }
+  overrides_.emplace(std::move(key), std::move(workflow));
+  return OkStatus();
 }
 
 bool WorkflowSet::KnowsEventType(std::string_view event_type) const {

@@ -9,11 +9,13 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "daemon/base/status.h"
 #include "daemon/calendar/calendar.h"
 #include "proto/tandem/v1/event.pb.h"
+#include "proto/tandem/v1/partnership.pb.h"
 #include "proto/tandem/v1/workflow.pb.h"
 
 namespace tandem::engine {
@@ -44,6 +46,20 @@ class Workflow {
   // schema error or unresolved reference. Does not keep references to its arguments.
   static Result<std::shared_ptr<const Workflow>> FromYaml(std::string_view yaml,
                                                           std::string_view origin);
+
+  // Returns `base` as partnership `partnership` runs it: with the changes of `overrides` (read
+  // from the file `origin`, whose fields' lines are in `lines`, under the field path `path`,
+  // e.g. "workflows[0]"). Returns kInvalidArgument, naming the file, the line and the field, for
+  // an unknown deadline, state (move_to), parameter, parameter value or role, or an offset
+  // without an amount. Does not keep references to its arguments.
+  static Result<std::shared_ptr<const Workflow>> WithOverrides(
+      const Workflow& base, std::string_view partnership, const v1::WorkflowOverride& overrides,
+      std::string_view origin, const internal::LineMap& lines, std::string_view path);
+
+  // The partnership whose overrides this is, or empty for the workflow as written.
+  const std::string& partnership() const { return partnership_; }
+  // The overrides that shape deadline `name`, each with where it is written; empty for none.
+  std::vector<std::string> OverridesOf(std::string_view deadline) const;
 
   const v1::WorkflowDefinition& definition() const { return def_; }
   const std::string& name() const { return def_.name(); }
@@ -98,6 +114,10 @@ class Workflow {
   std::map<std::string, std::vector<const v1::TransitionDefinition*>, std::less<>> transitions_;
   std::map<std::string, std::string, std::less<>> parameters_;
   std::vector<std::string> starting_events_;
+  std::string partnership_;
+  // Overrides that shape every deadline (parameters, role routes), and those of one deadline.
+  std::vector<std::string> overrides_all_;
+  std::map<std::string, std::vector<std::string>, std::less<>> overrides_of_;
   std::set<std::string, std::less<>> assessment_inputs_;
   std::vector<StartCaseRef> start_cases_;
   v1::EventTypeDefinition facts_corrected_;
@@ -126,8 +146,22 @@ class WorkflowSet {
   // Returns kInvalidArgument naming the file, line and field of the first problem.
   Status CheckStartCases() const;
 
+  // Reads a partnership's file (PartnershipOverrides as YAML, the text of the file `origin`)
+  // and adds its version of each workflow it names, for every loaded version of that workflow.
+  // Call after adding the workflows. Returns kInvalidArgument naming the file, the line and the
+  // field for a YAML or schema error, an unknown workflow, deadline, state, parameter, value or
+  // role; kAlreadyExists if the partnership already has a version of one of them.
+  Status AddPartnership(std::string_view yaml, std::string_view origin);
+
+  // Adds a partnership's version of a workflow already added (Workflow::WithOverrides): cases
+  // of that partnership run it instead. Returns kAlreadyExists if one is already added for the
+  // same partnership, name and version; kNotFound if the base workflow is not in the set.
+  Status AddOverride(std::shared_ptr<const Workflow> workflow);
+
   // Returns the workflow a case started with, or nullptr.
   const Workflow* Find(std::string_view name, uint32_t version) const;
+  // As Find, preferring the partnership's version when it has one.
+  const Workflow* Find(std::string_view name, uint32_t version, std::string_view partnership) const;
 
   // Returns whether any workflow declares `event_type` (built-in types included).
   bool KnowsEventType(std::string_view event_type) const;
@@ -138,6 +172,10 @@ class WorkflowSet {
   std::vector<std::shared_ptr<const Workflow>> all_;
   // Starting event type -> editions, sorted by effective_from.
   std::map<std::string, std::vector<const Workflow*>, std::less<>> by_start_;
+  // Partnership versions: (partnership, name, version) -> workflow.
+  std::map<std::tuple<std::string, std::string, uint32_t>, std::shared_ptr<const Workflow>,
+           std::less<>>
+      overrides_;
   // Event type -> workflow name (types belong to one workflow).
   std::map<std::string, std::string, std::less<>> owner_;
 };

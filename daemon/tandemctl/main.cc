@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   simulate->add_flag("--json", sim.json, "One JSON object per line");
   simulate->add_option("--workflows", sim.workflows,
                        "Workflows directory (default: the shipped ones)");
+  simulate->add_option("--partnerships", sim.partnerships,
+                       "Partnerships' own settings for the workflows (a directory of *.yaml)");
   simulate->add_option("--calendar", sim.calendar,
                        "Bank holidays, GOV.UK bank-holidays.json shape (default: the shipped one)");
 

@@ -39,6 +39,10 @@ int RunSimulate(const SimulateOptions& options, std::FILE* out, std::FILE* err) 
   };
   auto workflows = config::LoadWorkflows(options.workflows);
   if (!workflows.ok()) return fail(workflows.status());
+  if (const Status st = config::LoadPartnerships(options.partnerships, workflows->get());
+      !st.ok()) {
+    return fail(st);
+  }
   auto cal = config::LoadCalendar(options.calendar);
   if (!cal.ok()) return fail(cal.status());
   std::optional<calendar::Instant> until;

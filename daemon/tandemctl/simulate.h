@@ -18,6 +18,8 @@ struct SimulateOptions {
   // Workflows directory and calendar file; empty: the shipped ones.
   std::filesystem::path workflows;
   std::filesystem::path calendar;
+  // Partnerships' own settings (proto/tandem/v1/partnership.proto); empty: none.
+  std::filesystem::path partnerships;
 };
 
 // Runs the simulation, printing the timeline to `out` and problems to `err`. Returns the exit

@@ -187,7 +187,16 @@ void WriteExplanation(const v1::Explanation& x, std::string& out) {
   j.Str("confidence", ConfidenceName(x.confidence())).Str("edition", x.edition());
   j.Str("calendar", x.calendar());
   if (!x.variant().empty()) j.Str("variant", x.variant());
+  if (!x.overrides().empty()) j.StrArray("overrides", x.overrides());
   j.End();
+}
+
+// One "partnership: ..." line per override that shaped the deadline.
+std::string Overrides(const v1::Explanation& x, const std::string& pad) {
+  std::string out;
+  for (const auto& o : x.overrides())
+    out.append(pad).append("partnership: ").append(o).append("\n");
+  return out;
 }
 
 std::string Skipped(const v1::Explanation& x) {
@@ -282,7 +291,7 @@ std::string EffectText(const v1::Effect& e) {
              "\n" + pad + "rule: " + x.rule() + ", day 0 = " + x.anchor_on() + "\n" + pad +
              "skipped: " + Skipped(x) + "\n" + pad + "source: " + x.source() + " [" +
              std::string(ConfidenceName(x.confidence())) + "], " + x.edition() +
-             (x.variant().empty() ? "" : "; " + x.variant()) + "\n";
+             (x.variant().empty() ? "" : "; " + x.variant()) + "\n" + Overrides(x, pad);
     }
     case v1::Effect::kWarning:
       return head + e.warning().name() + " due " + e.warning().due_on() + " (" +
@@ -315,8 +324,8 @@ std::string EffectText(const v1::Effect& e) {
       return head + facts + "\n";
     }
     case v1::Effect::kCaseStarted:
-      return head + e.case_started().workflow() + " case " + e.case_started().case_id() +
-             " (" + e.case_started().event().type() + ")\n";
+      return head + e.case_started().workflow() + " case " + e.case_started().case_id() + " (" +
+             e.case_started().event().type() + ")\n";
     case v1::Effect::KIND_NOT_SET:
       break;
   }

@@ -556,6 +556,52 @@ TEST_F(SimulateTest, BadInputRejectsEachBadEventAndAppliesTheRest) {
   EXPECT_TRUE(std::regex_search(run.err, std::regex(R"(jsonl: ?5:)"))) << run.err;
 }
 
+// --partnerships: a partnership's own settings apply to its cases and are named in the
+// explanation (here the unresolved start of the rapid review, counted from awareness).
+TEST_F(SimulateTest, PartnershipSettingsApplyToItsCasesAndAreExplained) {
+  const std::string events = Example("serious_incident.jsonl").string();
+  const RunResult plain = Simulate({"--events", events, "--json"});
+  Write("partnerships/staffordshire.yaml", R"yaml(partnership: staffordshire
+workflows:
+  - workflow: serious_incident
+    source: Staffordshire rapid review procedure
+    parameters:
+      - {name: rapid_review_counts_from, value: became_aware}
+)yaml");
+  const RunResult own =
+      Simulate({"--events", events, "--json", "--partnerships", (dir_ / "partnerships").string()});
+  ASSERT_TRUE(own.exited);
+  EXPECT_EQ(own.code, 0) << own.err;
+  const Json before = FirstDeadline(plain.lines, "SI-2026-0147", "rapid_review");
+  const Json after = FirstDeadline(own.lines, "SI-2026-0147", "rapid_review");
+  EXPECT_NE(Field(before, "due"), Field(after, "due"));
+  EXPECT_EQ(Field(Field(after, "explanation"), "anchor"), "incident.reported.became_aware_on");
+  const Json overrides = Field(Field(after, "explanation"), "overrides");
+  ASSERT_TRUE(overrides.is_array()) << after;
+  ASSERT_EQ(overrides.size(), 1u) << after;
+  EXPECT_NE(overrides[0].get<std::string>().find(
+                "parameter rapid_review_counts_from = became_aware (partnership staffordshire"),
+            std::string::npos)
+      << overrides;
+  EXPECT_FALSE(Field(before, "explanation").contains("overrides"));
+
+  // A file naming a parameter the workflow lacks stops the run, naming the file and line.
+  Write("partnerships/staffordshire.yaml", R"yaml(partnership: staffordshire
+workflows:
+  - workflow: serious_incident
+    parameters:
+      - {name: rapid_review_starts, value: became_aware}
+)yaml");
+  const RunResult bad =
+      Simulate({"--events", events, "--json", "--partnerships", (dir_ / "partnerships").string()});
+  ASSERT_TRUE(bad.exited);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("staffordshire.yaml:5: field 'name': unknown parameter "
+                         "'rapid_review_starts'"),
+            std::string::npos)
+      << bad.err;
+}
+
 // Text from the input reaches the JSON lines (an unknown event type is quoted in the reason;
 // case and event ids are echoed): quotes, backslashes, control characters and non-ASCII text
 // must come out escaped and parse back to the same strings.

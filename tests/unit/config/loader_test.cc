@@ -199,6 +199,37 @@ TEST_F(LoaderTest, OpeningACaseOfAWorkflowThatIsNotLoadedIsRefused) {
   EXPECT_TRUE(both.ok()) << both.status().ToString();
 }
 
+TEST_F(LoaderTest, PartnershipFilesGiveThatPartnershipItsOwnVersion) {
+  Write("workflows/a.yaml", kWorkflow);
+  Write("partnerships/notes.txt", "not a partnership file");
+  Write("partnerships/p.yaml", R"yaml(partnership: p
+workflows:
+  - workflow: tiny
+    roles:
+      - {role: partnership_chair, to: [business_unit]}
+)yaml");
+  auto set = LoadWorkflows(dir_ / "workflows");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  const Status st = LoadPartnerships(dir_ / "partnerships", set->get());
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  const engine::Workflow* own = (*set)->Find("tiny", 1, "p");
+  ASSERT_NE(own, nullptr);
+  EXPECT_EQ(own->partnership(), "p");
+  EXPECT_EQ((*set)->Find("tiny", 1, "q"), (*set)->Find("tiny", 1));
+  EXPECT_TRUE(LoadPartnerships("", set->get()).ok());  // none given: nothing to add
+  EXPECT_EQ(LoadPartnerships(dir_ / "missing", set->get()).code(), StatusCode::kNotFound);
+}
+
+TEST_F(LoaderTest, APartnershipFileForAnUnknownWorkflowNamesTheFile) {
+  Write("workflows/a.yaml", kWorkflow);
+  const auto file = Write("partnerships/p.yaml", "partnership: p\nworkflows:\n  - workflow: big\n");
+  auto set = LoadWorkflows(dir_ / "workflows");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  const Status st = LoadPartnerships(dir_ / "partnerships", set->get());
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(), file.string() + ":3: field 'workflow': unknown workflow 'big'");
+}
+
 TEST_F(LoaderTest, TwoEditionsOfOneWorkflowLoadTogether) {
   Write("a.yaml", kWorkflow);
   Write("b.yaml", Replace(Replace(std::string(kWorkflow), "version: 1\n", "version: 2\n"),
