@@ -39,6 +39,7 @@ void Writer::OpenTurn() {
   batch_.emplace(store_.NewBatch());
   turn_now_ = hooks_.now();
   timers_changed_ = false;
+  earliest_timer_set_.reset();
   arena_.Reset();
   timeline_ = google::protobuf::Arena::CreateMessage<v1::Timeline>(&arena_);
 }
@@ -102,6 +103,12 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
     why = batch_->AddAccepted(event, *outcome, turn_now_, timeline_, first_effect);
     if (why.ok()) {
       timers_changed_ |= !outcome->timers_set.empty() || !outcome->timers_cancelled.empty();
+      for (const v1::Timer& t : outcome->timers_set) {
+        const calendar::Instant due = engine::ToInstant(t.due_at());
+        if (!earliest_timer_set_.has_value() || due < *earliest_timer_set_) {
+          earliest_timer_set_ = due;
+        }
+      }
       reply(ingest::AcceptedReply(request.request_id(), event_id));
       return;
     }
@@ -126,7 +133,9 @@ void Writer::EndTurn(const std::function<void(const ingest::Peer&, std::string)>
     batch_.reset();
     timeline_ = nullptr;
     const bool timers_changed = timers_changed_;
-    if (!batch.empty() && !Commit(std::move(batch), timers_changed).ok()) return;
+    if (!batch.empty() && !Commit(std::move(batch), timers_changed, earliest_timer_set_).ok()) {
+      return;
+    }
   }
   // Only now, after the synced commit returned OK.
   auto replies = std::move(replies_);
@@ -134,7 +143,8 @@ void Writer::EndTurn(const std::function<void(const ingest::Peer&, std::string)>
   for (auto& [peer, bytes] : replies) send(peer, std::move(bytes));
 }
 
-Status Writer::Commit(store::Batch&& batch, bool timers_changed) {
+Status Writer::Commit(store::Batch&& batch, bool timers_changed,
+                      std::optional<calendar::Instant> earliest_timer_set) {
   if (failed()) return failure_;
   const uint64_t outbox_before = store_.last_outbox_sequence();
   const Status status = store_.Commit(std::move(batch), /*sync=*/true);
@@ -142,7 +152,8 @@ Status Writer::Commit(store::Batch&& batch, bool timers_changed) {
     Fail(status.WithPrefix("commit"));
     return failure_;
   }
-  hooks_.on_committed(timers_changed, store_.last_outbox_sequence() != outbox_before);
+  hooks_.on_committed(timers_changed, earliest_timer_set,
+                      store_.last_outbox_sequence() != outbox_before);
   return OkStatus();
 }
 

@@ -30,9 +30,13 @@ namespace tandem::tandemd {
 struct WriterHooks {
   // The daemon's clock (UTC plus the configured offset).
   std::function<calendar::Instant()> now;
-  // After every successful commit: whether it set or cancelled timers (re-arm the timer
-  // service) and whether it added outbox records (wake the dispatcher).
-  std::function<void(bool timers_changed, bool notifications_added)> on_committed;
+  // After every successful commit: whether it set or cancelled timers, the earliest due instant
+  // of the timers it set (nullopt when it set none, or when the caller of Commit did not say),
+  // and whether it added outbox records (wake the dispatcher). The daemon re-arms the timer
+  // service only when that can change what it waits for (daemon.cc, StartWriterAndTimers).
+  std::function<void(bool timers_changed, std::optional<calendar::Instant> earliest_timer_set,
+                     bool notifications_added)>
+      on_committed;
   // Once, when a commit failed or the store could not be read: the daemon must stop.
   std::function<void(const Status& status)> on_fatal;
 };
@@ -61,9 +65,11 @@ class Writer {
   void EndTurn(const std::function<void(const ingest::Peer&, std::string)>& send);
 
   // Commits a batch built elsewhere on the writer thread (the timer service's firing turns)
-  // through the same path: synced, then on_committed. Returns the commit's status; an error
-  // has already been reported through on_fatal.
-  Status Commit(store::Batch&& batch, bool timers_changed);
+  // through the same path: synced, then on_committed with `timers_changed` and
+  // `earliest_timer_set`. Returns the commit's status; an error has already been reported
+  // through on_fatal.
+  Status Commit(store::Batch&& batch, bool timers_changed,
+                std::optional<calendar::Instant> earliest_timer_set = std::nullopt);
 
   // Records delivery outcomes reported by the outbox dispatcher in one batch (delivered ->
   // MarkDelivered; retry -> Reschedule; dead letter -> Reschedule then MoveToDeadLetter),
@@ -90,6 +96,7 @@ class Writer {
   std::optional<store::Batch> batch_;
   calendar::Instant turn_now_{};
   bool timers_changed_ = false;
+  std::optional<calendar::Instant> earliest_timer_set_;
   google::protobuf::Arena arena_;
   v1::Timeline* timeline_ = nullptr;  // on arena_, while a turn is open
   std::vector<std::pair<ingest::Peer, std::string>> replies_;

@@ -1,0 +1,309 @@
+// The writer's promise when storage fails (DESIGN, "on a storage error the daemon stops
+// acknowledging"): the turn whose commit fails sends no ack at all (not even the answers that
+// needed no commit of their own), on_fatal is told why exactly once, every later publish and
+// commit is refused without an ack, and after a restart the store holds exactly what was acked.
+// The failure is real: RocksDB runs on a file system whose write-ahead-log writes fail on demand
+// (StoreOptions::env_for_test), the way a full or dying disk fails them.
+
+#include <gmock/gmock.h>
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "daemon/config/loader.h"
+#include "daemon/engine/engine.h"
+#include "daemon/ingest/router.h"
+#include "daemon/store/store.h"
+#include "daemon/tandemd/engines.h"
+#include "daemon/tandemd/writer.h"
+#include "proto/tandem/v1/envelope.pb.h"
+
+namespace tandem::tandemd {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A write-ahead-log file whose appends and syncs fail while `*fail` is set.
+class FailingWalFile : public rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  FailingWalFile(std::unique_ptr<rocksdb::FSWritableFile> file, const std::atomic<bool>* fail)
+      : FSWritableFileOwnerWrapper(std::move(file)), fail_(fail) {}
+
+  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                           rocksdb::IODebugContext* dbg) override {
+    if (*fail_) return Injected();
+    return target()->Append(data, options, dbg);
+  }
+  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                           const rocksdb::DataVerificationInfo& info,
+                           rocksdb::IODebugContext* dbg) override {
+    if (*fail_) return Injected();
+    return target()->Append(data, options, info, dbg);
+  }
+  rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+    if (*fail_) return Injected();
+    return target()->Sync(options, dbg);
+  }
+  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options,
+                          rocksdb::IODebugContext* dbg) override {
+    if (*fail_) return Injected();
+    return target()->Fsync(options, dbg);
+  }
+
+ private:
+  static rocksdb::IOStatus Injected() {
+    return rocksdb::IOStatus::NoSpace("injected: no space left on device");
+  }
+  const std::atomic<bool>* fail_;
+};
+
+// The default file system, except that write-ahead-log files (NNNNNN.log) fail while failing.
+class FailingWalFileSystem : public rocksdb::FileSystemWrapper {
+ public:
+  FailingWalFileSystem() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  static const char* kClassName() { return "FailingWalFileSystem"; }
+  const char* Name() const override { return kClassName(); }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* file,
+                                    rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = target()->NewWritableFile(name, options, file, dbg);
+    Wrap(name, s, file);
+    return s;
+  }
+  rocksdb::IOStatus ReopenWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                       std::unique_ptr<rocksdb::FSWritableFile>* file,
+                                       rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = target()->ReopenWritableFile(name, options, file, dbg);
+    Wrap(name, s, file);
+    return s;
+  }
+  rocksdb::IOStatus ReuseWritableFile(const std::string& name, const std::string& old_name,
+                                      const rocksdb::FileOptions& options,
+                                      std::unique_ptr<rocksdb::FSWritableFile>* file,
+                                      rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = target()->ReuseWritableFile(name, old_name, options, file, dbg);
+    Wrap(name, s, file);
+    return s;
+  }
+
+  void set_failing(bool failing) { fail_ = failing; }
+  int wal_files() const { return wal_files_; }
+
+ private:
+  void Wrap(const std::string& name, const rocksdb::IOStatus& s,
+            std::unique_ptr<rocksdb::FSWritableFile>* file) {
+    const bool wal = name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0;
+    if (!s.ok() || !wal) return;
+    ++wal_files_;
+    *file = std::make_unique<FailingWalFile>(std::move(*file), &fail_);
+  }
+
+  std::atomic<bool> fail_{false};
+  std::atomic<int> wal_files_{0};
+};
+
+calendar::Instant At(const std::string& rfc3339) {
+  google::protobuf::Timestamp ts;
+  EXPECT_TRUE(google::protobuf::util::TimeUtil::FromString(rfc3339, &ts)) << rfc3339;
+  return engine::ToInstant(ts);
+}
+
+// A publish request for an incident.reported of the shipped serious_incident workflow; with
+// `ill_typed` its became_aware_on is not a date, so the engine rejects it.
+v1::Request Incident(const std::string& event_id, const std::string& case_id,
+                     bool ill_typed = false) {
+  v1::Request request;
+  request.set_request_id("req-" + event_id);
+  v1::Event& e = *request.mutable_publish()->mutable_event();
+  e.set_event_id(event_id);
+  e.set_case_id(case_id);
+  e.set_partnership("staffordshire");
+  e.set_type("incident.reported");
+  *e.mutable_occurred_at() = engine::ToTimestamp(At("2026-12-24T10:15:00Z"));
+  e.set_actor("la");
+  auto& facts = *e.mutable_facts()->mutable_fields();
+  facts["became_aware_on"].set_string_value(ill_typed ? "yesterday" : "2026-12-24");
+  facts["outcome"].set_string_value("seriously_harmed");
+  facts["abuse_or_neglect"].set_string_value("suspected");
+  facts["location"].set_string_value("in_area");
+  return request;
+}
+
+struct Sent {
+  std::string routing_id;
+  v1::Reply reply;
+};
+
+class WriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("tandem_writer_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    fs_ = std::make_shared<FailingWalFileSystem>();
+    env_ = rocksdb::NewCompositeEnv(fs_);
+    store::StoreOptions options;
+    options.env_for_test = env_.get();
+    auto store = store::Store::Open(dir_, options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    // The seam is live: the database's log goes through the failing file system.
+    ASSERT_GT(fs_->wal_files(), 0);
+
+    auto cal = config::LoadCalendar("");
+    ASSERT_TRUE(cal.ok()) << cal.status().ToString();
+    auto workflows = config::LoadWorkflows("");
+    ASSERT_TRUE(workflows.ok()) << workflows.status().ToString();
+    engines_ = std::make_unique<Engines>(std::move(cal).value(), std::move(workflows).value());
+
+    WriterHooks hooks;
+    hooks.now = [] { return At("2026-12-24T12:00:00Z"); };
+    hooks.on_committed = [this](bool, std::optional<calendar::Instant>, bool) { ++commits_; };
+    hooks.on_fatal = [this](const Status& status) { fatal_.push_back(status); };
+    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks));
+  }
+
+  void TearDown() override {
+    writer_.reset();
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  // Ends the writer's turn and returns what it sent.
+  std::vector<Sent> EndTurn() {
+    std::vector<Sent> sent;
+    writer_->EndTurn([&](const ingest::Peer& peer, std::string bytes) {
+      Sent s;
+      s.routing_id = peer.routing_id;
+      EXPECT_TRUE(s.reply.ParseFromString(bytes));
+      sent.push_back(std::move(s));
+    });
+    return sent;
+  }
+
+  std::filesystem::path dir_;
+  std::shared_ptr<FailingWalFileSystem> fs_;
+  std::unique_ptr<rocksdb::Env> env_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Engines> engines_;
+  std::unique_ptr<Writer> writer_;
+  int commits_ = 0;
+  std::vector<Status> fatal_;
+  const ingest::Peer peer_{"publisher-1", false};
+};
+
+TEST_F(WriterTest, FailedCommitSendsNoAckReportsOnceAndRefusesEverythingAfter) {
+  // A healthy turn: acked after its commit.
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  std::vector<Sent> sent = EndTurn();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].routing_id, "publisher-1");
+  EXPECT_EQ(sent[0].reply.request_id(), "req-e1");
+  EXPECT_EQ(sent[0].reply.ack().status(), v1::ACK_STATUS_ACCEPTED);
+  EXPECT_EQ(commits_, 1);
+  EXPECT_TRUE(fatal_.empty());
+
+  // The disk fails. The turn holds a new event, a duplicate of an acked one and a rejection:
+  // none of the three answers leaves, since the turn's commit did not return OK.
+  fs_->set_failing(true);
+  writer_->Publish(peer_, Incident("e2", "SI-2"));
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  writer_->Publish(peer_, Incident("bad", "SI-3", /*ill_typed=*/true));
+  EXPECT_TRUE(EndTurn().empty());
+  EXPECT_TRUE(writer_->failed());
+  EXPECT_EQ(commits_, 1);
+  ASSERT_EQ(fatal_.size(), 1u);
+  EXPECT_THAT(fatal_[0].message(), HasSubstr("injected"));
+  EXPECT_THAT(fatal_[0].message(), HasSubstr("commit"));
+
+  // The disk recovers, but the writer has stopped: later publishes, replies that need no commit
+  // and the timer service's commits all get nothing, and on_fatal is not called again.
+  fs_->set_failing(false);
+  writer_->Publish(peer_, Incident("e3", "SI-3"));
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  writer_->QueueReply(peer_, v1::Reply());
+  EXPECT_TRUE(EndTurn().empty());
+  EXPECT_FALSE(writer_->Commit(store_->NewBatch(), /*timers_changed=*/true).ok());
+  EXPECT_EQ(commits_, 1);
+  EXPECT_EQ(fatal_.size(), 1u);
+
+  // After a restart only what was acked is there.
+  writer_.reset();
+  store_.reset();
+  auto reopened = store::Store::Open(dir_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  const store::Store& db = **reopened;
+  ASSERT_TRUE(db.GetCase("SI-1")->has_value());
+  EXPECT_EQ((*db.GetCase("SI-1"))->events_applied(), 1u);
+  EXPECT_EQ(db.CaseEvents("SI-1")->size(), 1u);
+  EXPECT_TRUE(db.GetDedupe("e1")->has_value());
+  for (const char* id : {"e2", "bad", "e3"}) EXPECT_FALSE(db.GetDedupe(id)->has_value()) << id;
+  for (const char* c : {"SI-2", "SI-3"}) EXPECT_FALSE(db.GetCase(c)->has_value()) << c;
+  auto audit = db.VerifyAudit();
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  EXPECT_EQ(*audit, 1u);
+}
+
+TEST_F(WriterTest, FailureOnTheFirstTurnAcksNothingAtAll) {
+  fs_->set_failing(true);
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  EXPECT_TRUE(EndTurn().empty());
+  ASSERT_EQ(fatal_.size(), 1u);
+  EXPECT_EQ(commits_, 0);
+  fs_->set_failing(false);
+  // A retry of the same event after the failure is not answered either.
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  EXPECT_TRUE(EndTurn().empty());
+
+  writer_.reset();
+  store_.reset();
+  auto reopened = store::Store::Open(dir_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_FALSE((*reopened)->GetCase("SI-1")->has_value());
+  EXPECT_FALSE((*reopened)->GetDedupe("e1")->has_value());
+  auto audit = (*reopened)->VerifyAudit();
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  EXPECT_EQ(*audit, 0u);
+}
+
+TEST_F(WriterTest, FailedTimerCommitStopsTheWriterToo) {
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  ASSERT_EQ(EndTurn().size(), 1u);
+  // The timer service commits through the same path: fire the case's first timer.
+  auto next = store_->NextDueTimer();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  auto stored = store_->GetCase("SI-1");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  const calendar::Instant due = engine::ToInstant((*next)->timer.due_at());
+  auto outcome = engines_->Newest().Fire(**stored, (*next)->timer.id(), due);
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  store::Batch batch = store_->NewBatch();
+  ASSERT_TRUE(batch.AddFired((*next)->timer.id(), (*next)->timer, *outcome, due).ok());
+
+  fs_->set_failing(true);
+  const Status failed = writer_->Commit(std::move(batch), /*timers_changed=*/true);
+  EXPECT_FALSE(failed.ok());
+  ASSERT_EQ(fatal_.size(), 1u);
+  EXPECT_EQ(fatal_[0], failed);
+  fs_->set_failing(false);
+  // The next publish, though the disk is back, is not acked.
+  writer_->Publish(peer_, Incident("e2", "SI-2"));
+  EXPECT_TRUE(EndTurn().empty());
+  EXPECT_EQ(fatal_.size(), 1u);
+}
+
+}  // namespace
+}  // namespace tandem::tandemd
