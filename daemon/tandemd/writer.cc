@@ -82,6 +82,17 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
     }
   }
 
+  // Only tandem links cases (the starting events of cases that a workflow opens).
+  const Status why =
+      event.opened_by_case().empty()
+          ? Apply(event, 0)
+          : Reject(event, InvalidArgumentError("opened_by_case is set by tandem only"));
+  if (failed()) return;
+  reply(why.ok() ? ingest::AcceptedReply(request.request_id(), event_id)
+                 : ingest::RejectedReply(request.request_id(), event_id, why));
+}
+
+Status Writer::Apply(const v1::Event& event, int depth) {
   // The case as this turn left it, else as committed; a working copy the engine may take.
   std::optional<v1::CaseState> working;
   if (const v1::CaseState* pending = batch_->PendingCase(event.case_id())) {
@@ -90,7 +101,7 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
     auto stored = store_.GetCase(event.case_id());
     if (!stored.ok()) {
       Fail(stored.status().WithPrefix("reading case"));
-      return;
+      return failure_;
     }
     working = std::move(*stored);
   }
@@ -98,32 +109,49 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
   auto outcome = working.has_value()
                      ? engines_.For(*working).ApplyTaking(&*working, event, turn_now_, timeline_)
                      : engines_.Newest().Apply(nullptr, event, turn_now_, timeline_);
-  Status why;
-  if (outcome.ok()) {
-    why = batch_->AddAccepted(event, *outcome, turn_now_, timeline_, first_effect);
-    if (why.ok()) {
-      timers_changed_ |= !outcome->timers_set.empty() || !outcome->timers_cancelled.empty();
-      for (const v1::Timer& t : outcome->timers_set) {
-        const calendar::Instant due = engine::ToInstant(t.due_at());
-        if (!earliest_timer_set_.has_value() || due < *earliest_timer_set_) {
-          earliest_timer_set_ = due;
-        }
-      }
-      reply(ingest::AcceptedReply(request.request_id(), event_id));
-      return;
-    }
-    // The store refused what the engine accepted (an id it cannot key, e.g. one holding a 0
-    // byte): a rejection like any other. The effects left on the timeline are never used.
-  } else {
-    why = outcome.status();
+  if (!outcome.ok()) return Reject(event, outcome.status());
+  // The store refuses what it cannot key (e.g. an id holding a 0 byte): a rejection like any
+  // other; the effects left on the timeline are never used.
+  const Status added = batch_->AddAccepted(event, *outcome, turn_now_, timeline_, first_effect);
+  if (!added.ok()) return Reject(event, added);
+  timers_changed_ |= !outcome->timers_set.empty() || !outcome->timers_cancelled.empty();
+  for (const v1::Timer& t : outcome->timers_set) {
+    const calendar::Instant due = engine::ToInstant(t.due_at());
+    if (!earliest_timer_set_.has_value() || due < *earliest_timer_set_) earliest_timer_set_ = due;
   }
+  OpenCases(first_effect, depth);
+  return OkStatus();
+}
+
+void Writer::OpenCases(int first_effect, int depth) {
+  // Copied out first: applying them appends to the timeline.
+  std::vector<v1::Event> opened;
+  for (int i = first_effect; i < timeline_->effects_size(); ++i) {
+    const v1::Effect& e = timeline_->effects(i);
+    if (e.has_case_started()) opened.push_back(e.case_started().event());
+  }
+  for (const v1::Event& next : opened) {
+    if (failed()) return;
+    if (depth >= kMaxOpenedDepth) {
+      (void)Reject(next, FailedPreconditionError("more than " + std::to_string(kMaxOpenedDepth) +
+                                                 " cases in a row opened one another"));
+      continue;
+    }
+    // Its id derives from the event that opened it, which was new: it cannot have an answer
+    // yet, unless this very turn already holds one (refused again as a duplicate would be).
+    if (batch_->PendingDedupe(next.event_id()) != nullptr) continue;
+    (void)Apply(next, depth + 1);  // a refusal is recorded with the event, as any
+  }
+}
+
+Status Writer::Reject(const v1::Event& event, const Status& why) {
   const Status recorded = batch_->AddRejected(event, why, turn_now_);
   if (!recorded.ok()) {
     // Nothing was added; the publisher still gets its answer, and a retry is refused again.
-    spdlog::warn("rejection not recorded: event_id_bytes={} code={}", event_id.size(),
+    spdlog::warn("rejection not recorded: event_id_bytes={} code={}", event.event_id().size(),
                  StatusCodeName(recorded.code()));
   }
-  reply(ingest::RejectedReply(request.request_id(), event_id, why));
+  return why;
 }
 
 void Writer::EndTurn(const std::function<void(const ingest::Peer&, std::string)>& send) {

@@ -83,6 +83,18 @@ class Writer {
   bool failed() const { return !failure_.ok(); }
 
  private:
+  // A workflow opening a case whose workflow opens another, and so on: refused past this
+  // depth, as the simulator does.
+  static constexpr int kMaxOpenedDepth = 4;
+  // Applies `event` in this turn's batch: accepted (its rows added, then the cases its change
+  // opened applied after it, `depth` counting such openings) or refused (the refusal recorded).
+  // Returns OK when accepted, else the reason; fails the writer when the store cannot be read.
+  Status Apply(const v1::Event& event, int depth);
+  // Applies the starting events of the cases that effects from `first_effect` on opened.
+  void OpenCases(int first_effect, int depth);
+  // Records that `event` was refused for `why`, and returns `why`.
+  Status Reject(const v1::Event& event, const Status& why);
+
   // Opens the turn's batch, instant and timeline when the turn's first publish arrives.
   void OpenTurn();
   void Fail(const Status& status);

@@ -385,6 +385,66 @@ TEST_F(TandemdTest, PublishesAndReadsBackACase) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << d.Log();
 }
 
+// A death report that opens a serious-incident case: the daemon applies the new case's starting
+// event in the same commit, and the two cases name each other. A publisher may not set the link.
+TEST_F(TandemdTest, AWorkflowOpeningACaseOfAnotherOpensItInTheSameCommit) {
+  Daemon d(dir_, "tandemd");
+  d.Start(Args(OffsetTo("2026-10-20T12:00:00Z")));
+  const std::string ep = d.WaitReady();
+  Json death = {{"event_id", "d1"},
+                {"case_id", "DN-1"},
+                {"partnership", "staffordshire"},
+                {"type", "death.reported"},
+                {"occurred_at", "2026-10-20T10:00:00Z"},
+                {"facts",
+                 {{"became_aware_on", "2026-10-20"},
+                  {"date_of_death", "2026-10-18"},
+                  {"dob", "2012-04-01"},
+                  {"looked_after", true},
+                  {"care_leaver", false},
+                  {"abuse_or_neglect", "suspected"},
+                  {"location", "in_area"}}}};
+  Json forged = {{"event_id", "x1"},
+                 {"case_id", "SI-X"},
+                 {"partnership", "staffordshire"},
+                 {"type", "incident.reported"},
+                 {"occurred_at", "2026-10-20T10:00:00Z"},
+                 {"opened_by_case", "DN-1"},
+                 {"facts",
+                  {{"became_aware_on", "2026-10-20"},
+                   {"outcome", "died"},
+                   {"abuse_or_neglect", "suspected"},
+                   {"location", "in_area"}}}};
+  CtlRun pub = Publish(ep, {death.dump(), forged.dump()});
+  const auto acks = Lines(pub.out);
+  ASSERT_EQ(acks.size(), 2u) << pub.out << pub.err;
+  EXPECT_EQ(acks[0], "d1 ACCEPTED");
+  EXPECT_NE(acks[1].find("x1 REJECTED invalid_argument: opened_by_case is set by tandem only"),
+            std::string::npos)
+      << acks[1];
+
+  const Json parent = Show(ep, "DN-1");
+  ASSERT_TRUE(parent.is_object());
+  ASSERT_EQ(parent["state"]["linked_cases"].size(), 1u) << parent["state"];
+  EXPECT_EQ(parent["state"]["linked_cases"][0]["case_id"], "DN-1-sin");
+  EXPECT_EQ(Timeline(parent, "case_started").size(), 1u);
+  const Json child = Show(ep, "DN-1-sin");
+  ASSERT_TRUE(child.is_object());
+  EXPECT_EQ(child["state"]["workflow"], "serious_incident");
+  EXPECT_EQ(child["state"]["state"], "screening");
+  EXPECT_EQ(child["state"]["linked_cases"][0]["case_id"], "DN-1");
+  ASSERT_EQ(child["events"].size(), 1u);
+  EXPECT_EQ(child["events"][0]["event_id"], "d1-sin");
+  // Aware Tue 20 Oct 2026 + 5 working days: Tue 27 Oct.
+  const auto sin = Timeline(child, "deadline", "sin_notification");
+  ASSERT_EQ(sin.size(), 1u);
+  EXPECT_EQ(sin[0]["due"], "2026-10-27");
+  EXPECT_EQ(Ctl({"case", "show", "SI-X", "--endpoint", ep}).code, 2);
+  auto status = d.Signal(SIGTERM);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << d.Log();
+}
+
 TEST_F(TandemdTest, SameEventTwiceIsDuplicateAndStoredOnce) {
   Daemon d(dir_, "tandemd");
   d.Start(Args(OffsetTo("2026-12-24T12:00:00Z")));
