@@ -3,9 +3,15 @@
 namespace tandem::engine {
 namespace {
 
-// The arena's blocks: large, so that a call's effects take few allocations.
-google::protobuf::ArenaOptions ArenaBlocks() {
+// The first block, which the arena keeps across resets: most calls' effects fit in it, so they
+// allocate no block at all.
+constexpr std::size_t kArenaFirstBlock = 1 << 20;
+
+// The arena's blocks: the simulator's first one, then large ones for a long call's effects.
+google::protobuf::ArenaOptions ArenaBlocks(char* first_block) {
   google::protobuf::ArenaOptions options;
+  options.initial_block = first_block;
+  options.initial_block_size = kArenaFirstBlock;
   options.start_block_size = 64 << 10;
   options.max_block_size = 1 << 20;
   return options;
@@ -13,7 +19,10 @@ google::protobuf::ArenaOptions ArenaBlocks() {
 
 }  // namespace
 
-Simulator::Simulator(const Engine& engine) : engine_(engine), arena_(ArenaBlocks()) {}
+Simulator::Simulator(const Engine& engine)
+    : engine_(engine),
+      arena_block_(new char[kArenaFirstBlock]),
+      arena_(ArenaBlocks(arena_block_.get())) {}
 
 v1::Timeline* Simulator::StartCall() {
   timeline_ = nullptr;
@@ -22,10 +31,11 @@ v1::Timeline* Simulator::StartCall() {
   return timeline_;
 }
 
-void Simulator::Commit(Cases::iterator slot, Outcome outcome) {
-  const std::string* id = &slot->first;
-  for (const auto& t : outcome.timers_cancelled) timers_.erase({ToInstant(t.due_at()), id, t.id()});
-  for (const auto& t : outcome.timers_set) timers_.insert({ToInstant(t.due_at()), id, t.id()});
+void Simulator::Commit(Slot* slot, Outcome outcome) {
+  for (const auto& t : outcome.timers_cancelled) {
+    timers_.erase({ToInstant(t.due_at()), slot, t.id()});
+  }
+  for (const auto& t : outcome.timers_set) timers_.insert({ToInstant(t.due_at()), slot, t.id()});
   slot->second = std::move(outcome.state);
 }
 
@@ -33,17 +43,15 @@ void Simulator::FireNext() {
   const TimerKey next = *timers_.begin();
   timers_.erase(timers_.begin());
   if (clock_ < next.due) clock_ = next.due;
-  auto it = cases_.find(*next.case_id);
-  // Every indexed timer belongs to a case this simulator holds: Commit adds both together.
-  TANDEM_CHECK(it != cases_.end());
+  Slot* slot = next.slot;  // Commit indexed the timer with its case's node
   // Taken, not copied: on a failure (a breach moving the case into a state whose deadline lies
   // past the calendar's data) the case stays as it was.
-  auto outcome = engine_.FireTaking(&it->second, next.timer_id, clock_, timeline_);
+  auto outcome = engine_.FireTaking(&slot->second, next.timer_id, clock_, timeline_);
   if (!outcome.ok()) {
     ++failed_timers_;
     v1::Effect* e = timeline_->add_effects();
     e->mutable_at()->set_seconds(clock_.time_since_epoch().count());
-    e->set_case_id(it->first);
+    e->set_case_id(slot->first);
     e->set_cause("timer:" + std::to_string(next.timer_id));
     auto* r = e->mutable_rejected();
     r->set_event_type("timer");
@@ -51,7 +59,7 @@ void Simulator::FireNext() {
     r->set_reason(outcome.status().message());
     return;
   }
-  Commit(it, std::move(outcome).value());
+  Commit(slot, std::move(outcome).value());
 }
 
 void Simulator::Advance(calendar::Instant until) {
@@ -97,7 +105,7 @@ void Simulator::ApplyAtClock(const v1::Event& event, v1::Event* take, int depth)
     return;
   }
   if (!exists) it = cases_.emplace(event.case_id(), v1::CaseState()).first;
-  Commit(it, std::move(outcome).value());
+  Commit(&*it, std::move(outcome).value());
   // The cases the change opened, each applied now like any event (and refused like one).
   std::vector<v1::Event> opened;
   for (int i = first; i < timeline_->effects_size(); ++i) {
@@ -106,11 +114,11 @@ void Simulator::ApplyAtClock(const v1::Event& event, v1::Event* take, int depth)
   }
   for (v1::Event& next : opened) {
     if (depth >= kMaxOpenedDepth) {
-      *timeline_->add_effects() = RejectionEffect(
-          next,
-          FailedPreconditionError("more than " + std::to_string(kMaxOpenedDepth) +
-                                  " cases in a row opened one another"),
-          clock_);
+      *timeline_->add_effects() =
+          RejectionEffect(next,
+                          FailedPreconditionError("more than " + std::to_string(kMaxOpenedDepth) +
+                                                  " cases in a row opened one another"),
+                          clock_);
       continue;
     }
     ApplyAtClock(next, &next, depth + 1);

@@ -7,8 +7,10 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "daemon/engine/engine.h"
@@ -48,24 +50,28 @@ class Simulator {
   // "timer:<id>" and event_type "timer", and was dropped.
   std::size_t failed_timers() const { return failed_timers_; }
   calendar::Instant clock() const { return clock_; }
-  const std::map<std::string, v1::CaseState>& cases() const { return cases_; }
+  // Every case, by id (in no particular order).
+  const std::unordered_map<std::string, v1::CaseState>& cases() const { return cases_; }
   std::size_t pending_timers() const { return timers_.size(); }
 
  private:
-  using Cases = std::map<std::string, v1::CaseState>;
-  // A pending timer: its due instant, its case (the key of the case's node in `cases_`, which
-  // never moves while the case exists) and its id.
+  // Hashed: with hundreds of thousands of cases, a tree's lookups were a chain of cache misses.
+  // Nodes do not move, so timers may point into them.
+  using Cases = std::unordered_map<std::string, v1::CaseState>;
+  using Slot = Cases::value_type;
+  // A pending timer: its due instant, its case (the case's node in `cases_`, which never moves
+  // while the case exists: firing it needs no lookup) and its id.
   struct TimerKey {
     calendar::Instant due;
-    const std::string* case_id;
+    Slot* slot;
     uint64_t timer_id;
   };
   // Due order, then (case id, timer id) for timers due at one instant.
   struct TimerOrder {
     bool operator()(const TimerKey& a, const TimerKey& b) const {
       if (a.due != b.due) return a.due < b.due;
-      if (a.case_id != b.case_id) {
-        const int c = a.case_id->compare(*b.case_id);
+      if (a.slot != b.slot) {
+        const int c = a.slot->first.compare(b.slot->first);
         if (c != 0) return c < 0;
       }
       return a.timer_id < b.timer_id;
@@ -73,7 +79,7 @@ class Simulator {
   };
 
   // Stores the outcome's case in `slot` (its node in `cases_`) and indexes its timers.
-  void Commit(Cases::iterator slot, Outcome outcome);
+  void Commit(Slot* slot, Outcome outcome);
   // Frees the previous call's effects and returns the empty timeline for this call's.
   v1::Timeline* StartCall();
   void Advance(calendar::Instant until);
@@ -87,6 +93,8 @@ class Simulator {
   static constexpr int kMaxOpenedDepth = 4;
 
   const Engine& engine_;
+  // The arena's first block (declared before the arena, which must not outlive it).
+  std::unique_ptr<char[]> arena_block_;
   google::protobuf::Arena arena_;
   v1::Timeline* timeline_ = nullptr;  // on arena_
   calendar::Instant clock_{};
