@@ -14,6 +14,30 @@ bool IsWorkflowPath(std::string_view path) {
          path.size() > 5 && path.substr(path.size() - 5) == ".yaml";
 }
 
+// Returns (path, text) of every `*.yaml` file directly in `dir`, in name order.
+// Returns kNotFound if `dir` is not a directory, kInvalidArgument if it cannot be listed.
+Result<std::vector<std::pair<std::string, std::string>>> ReadYamlFiles(
+    const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return NotFoundError(dir.string() + ": no such directory");
+  }
+  std::vector<std::filesystem::path> paths;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
+      paths.push_back(entry.path());
+    }
+  }
+  if (ec) return InvalidArgumentError(dir.string() + ": cannot list: " + ec.message());
+  std::sort(paths.begin(), paths.end());
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const auto& p : paths) {
+    TANDEM_ASSIGN_OR_RETURN(std::string text, ReadFile(p));
+    files.emplace_back(p.string(), std::move(text));
+  }
+  return files;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<engine::WorkflowSet>> LoadWorkflows(const std::filesystem::path& dir) {
@@ -23,22 +47,7 @@ Result<std::unique_ptr<engine::WorkflowSet>> LoadWorkflows(const std::filesystem
       if (IsWorkflowPath(f.path)) files.emplace_back(std::string(f.path), std::string(f.text));
     }
   } else {
-    std::error_code ec;
-    if (!std::filesystem::is_directory(dir, ec)) {
-      return NotFoundError(dir.string() + ": no such directory");
-    }
-    std::vector<std::filesystem::path> paths;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
-        paths.push_back(entry.path());
-      }
-    }
-    if (ec) return InvalidArgumentError(dir.string() + ": cannot list: " + ec.message());
-    std::sort(paths.begin(), paths.end());
-    for (const auto& p : paths) {
-      TANDEM_ASSIGN_OR_RETURN(std::string text, ReadFile(p));
-      files.emplace_back(p.string(), std::move(text));
-    }
+    TANDEM_ASSIGN_OR_RETURN(files, ReadYamlFiles(dir));
   }
   if (files.empty()) {
     return InvalidArgumentError((dir.empty() ? std::string("shipped workflows") : dir.string()) +
@@ -55,21 +64,9 @@ Result<std::unique_ptr<engine::WorkflowSet>> LoadWorkflows(const std::filesystem
 
 Status LoadPartnerships(const std::filesystem::path& dir, engine::WorkflowSet* set) {
   if (dir.empty()) return OkStatus();
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    return NotFoundError(dir.string() + ": no such directory");
-  }
-  std::vector<std::filesystem::path> paths;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
-      paths.push_back(entry.path());
-    }
-  }
-  if (ec) return InvalidArgumentError(dir.string() + ": cannot list: " + ec.message());
-  std::sort(paths.begin(), paths.end());
-  for (const auto& p : paths) {
-    TANDEM_ASSIGN_OR_RETURN(std::string text, ReadFile(p));
-    TANDEM_RETURN_IF_ERROR(set->AddPartnership(text, p.string()));
+  TANDEM_ASSIGN_OR_RETURN(const auto files, ReadYamlFiles(dir));
+  for (const auto& [origin, text] : files) {
+    TANDEM_RETURN_IF_ERROR(set->AddPartnership(text, origin));
   }
   return OkStatus();
 }
