@@ -104,10 +104,18 @@ class Daemon {
     return OkStatus();
   }
 
+  // The workflows, with the partnerships' own settings when a directory of them is configured.
+  Result<std::unique_ptr<engine::WorkflowSet>> LoadWorkflowSet() const {
+    auto workflows = config::LoadWorkflows(config_.workflows_dir());
+    if (!workflows.ok()) return workflows.status();
+    TANDEM_RETURN_IF_ERROR(config::LoadPartnerships(config_.partnerships_dir(), workflows->get()));
+    return workflows;
+  }
+
   Status LoadWorkflowsAndCalendar() {
     auto calendar = config::LoadCalendar(config_.calendar_file());
     if (!calendar.ok()) return calendar.status().WithPrefix("cannot load the calendar");
-    auto workflows = config::LoadWorkflows(config_.workflows_dir());
+    auto workflows = LoadWorkflowSet();
     if (!workflows.ok()) return workflows.status().WithPrefix("cannot load the workflows");
     const std::size_t count = (*workflows)->workflows().size();
     engines_ = std::make_unique<Engines>(std::move(calendar).value(), std::move(workflows).value());
@@ -130,8 +138,8 @@ class Daemon {
       // A cancelled armed timer needs no re-arm: the service wakes at its due instant, finds
       // nothing due and re-arms for the next one.
       const std::optional<calendar::Instant> armed = timers_->armed_for();
-      if (timers_changed &&
-          (!armed.has_value() || (earliest_timer_set.has_value() && *earliest_timer_set < *armed))) {
+      if (timers_changed && (!armed.has_value() ||
+                             (earliest_timer_set.has_value() && *earliest_timer_set < *armed))) {
         timers_->Rearm();
       }
       if (notifications_added && dispatcher_ != nullptr) dispatcher_->Wake();
@@ -299,7 +307,7 @@ class Daemon {
   // New cases use the reloaded workflows; running cases keep the version they started with,
   // which Engines keeps loaded. A reload that fails changes nothing.
   void Reload() {
-    auto workflows = config::LoadWorkflows(config_.workflows_dir());
+    auto workflows = LoadWorkflowSet();
     if (!workflows.ok()) {
       logger_->error("workflow reload failed, keeping the loaded workflows: {}",
                      workflows.status().ToString());

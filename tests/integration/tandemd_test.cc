@@ -648,6 +648,44 @@ TEST_F(TandemdTest, SecondDaemonOnTheSameDataDirectoryExitsNonZero) {
   EXPECT_EQ(pub.code, 0) << pub.err;
 }
 
+// partnerships_dir: a partnership's own settings apply to its cases in the daemon too, and a
+// file naming an unknown role stops start-up naming the file, line and field.
+TEST_F(TandemdTest, PartnershipSettingsFromTheConfiguredDirectoryApply) {
+  Write("partnerships/staffordshire.yaml", R"yaml(partnership: staffordshire
+workflows:
+  - workflow: serious_incident
+    parameters:
+      - {name: rapid_review_counts_from, value: became_aware}
+)yaml");
+  const fs::path config = Write(
+      "p.yaml", "partnerships_dir: " + (dir_ / "partnerships").string() +
+                    "\nclock_offset_seconds: " + std::to_string(OffsetTo("2026-12-24T12:00:00Z")) +
+                    "\n");
+  Daemon d(dir_, "tandemd");
+  d.Start({"--data", (dir_ / "pdata").string(), "--config", config.string()});
+  const std::string ep = d.WaitReady();
+  ASSERT_EQ(Publish(ep, {Incident("e1", "SI-1"), Submitted("e2", "SI-1")}).code, 0);
+  const Json view = Show(ep, "SI-1");
+  const auto rr = Timeline(view, "deadline", "rapid_review");
+  ASSERT_EQ(rr.size(), 1u) << view;
+  EXPECT_EQ(rr[0]["explanation"]["anchor"], "incident.reported.became_aware_on");
+  ASSERT_TRUE(rr[0]["explanation"].contains("overrides")) << rr[0];
+  auto status = d.Signal(SIGTERM);
+  ASSERT_TRUE(status.has_value());
+
+  Write("partnerships/staffordshire.yaml",
+        "partnership: staffordshire\nworkflows:\n  - workflow: serious_incident\n"
+        "    roles:\n      - {role: chief, to: [business_unit]}\n");
+  Daemon bad(dir_, "tandemd");
+  bad.Start({"--data", (dir_ / "pdata").string(), "--config", config.string()});
+  auto exited = bad.WaitExited();
+  ASSERT_TRUE(exited.has_value());
+  EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 1);
+  EXPECT_NE(bad.Log().find("staffordshire.yaml:5: field 'role': unknown role 'chief'"),
+            std::string::npos)
+      << bad.Log();
+}
+
 TEST_F(TandemdTest, BadConfigKeyIsRefusedWithFileLineAndField) {
   const fs::path config = Write("bad.yaml", "data_dir: x\ningest:\n  endpont: tcp://x\n");
   Daemon d(dir_, "tandemd");
