@@ -646,6 +646,26 @@ Result<std::shared_ptr<const Workflow>> Workflow::WithOverrides(
                       "; the workflow says " + OffsetWords(found->offset()) + ")");
       *found->mutable_offset() = d.offset();
     }
+    for (int j = 0; j < d.variant_offsets_size(); ++j) {
+      const auto& v = d.variant_offsets(j);
+      const std::string vf = Idx(f + ".variant_offsets", j);
+      if (static_cast<int>(v.variant()) >= found->variants_size()) {
+        return err(vf + ".variant", "deadline '" + d.deadline() + "' has no variant " +
+                                        std::to_string(v.variant()) + " (it has " +
+                                        std::to_string(found->variants_size()) + ")");
+      }
+      if (v.offset().amount_case() == v1::Offset::AMOUNT_NOT_SET) {
+        return err(vf + ".offset", "needs working_days, calendar_days or months");
+      }
+      v1::DeadlineVariant* variant = found->mutable_variants(static_cast<int>(v.variant()));
+      const std::string was =
+          variant->has_offset() ? OffsetWords(variant->offset()) : OffsetWords(found->offset());
+      notes.push_back("variant " + std::to_string(v.variant()) +
+                      (variant->note().empty() ? "" : " (" + variant->note() + ")") + " offset " +
+                      OffsetWords(v.offset()) + " (" + who + at(vf + ".offset") +
+                      "; the workflow says " + was + ")");
+      *variant->mutable_offset() = v.offset();
+    }
     for (int j = 0; j < d.warnings_size(); ++j) {
       for (int k = 0; k < d.warnings(j).notify_size(); ++k) {
         if (!IsKnownRole(d.warnings(j).notify(k))) {

@@ -136,6 +136,70 @@ workflows:
   EXPECT_THAT(unknown.message(), HasSubstr("p.yaml:5: field 'name': unknown parameter 'mode'"));
 }
 
+// A deadline whose urgent variant is shorter: a partnership sets its own urgent timescale.
+constexpr std::string_view kUrgent = R"yaml(name: urgent
+version: 1
+edition: {name: U1, effective_from: "2020-01-01"}
+events:
+  - type: ask.raised
+    starts_case: true
+    facts:
+      - {name: raised_on, type: date, required: true}
+      - {name: urgent, type: bool}
+states:
+  - name: open
+transitions:
+  - on: ask.raised
+    to: open
+    start_deadlines: [answer]
+deadlines:
+  - name: answer
+    from: {facts: [raised_on]}
+    offset: {working_days: 5}
+    variants:
+      - when: {fact: {name: urgent, equals: "true"}}
+        offset: {working_days: 2}
+        note: urgent
+    source: test
+    confidence: u
+)yaml";
+
+TEST(Partnerships, APartnershipSetsItsOwnTimescaleForAVariant) {
+  auto set = test::SetOf(kUrgent);
+  ASSERT_TRUE(set->AddPartnership(R"yaml(partnership: p
+workflows:
+  - workflow: urgent
+    deadlines:
+      - deadline: answer
+        variant_offsets:
+          - {variant: 0, offset: {working_days: 1}}
+)yaml",
+                                  "p.yaml")
+                  .ok());
+  CaseDriver driver(*set);
+  // Mon 1 March 2027, urgent: 1 working day for partnership p (2 in the workflow).
+  const auto effects =
+      driver.MustApply(Event("a1", "A-1", "ask.raised", "2027-03-01T09:00:00Z",
+                             {{"raised_on", "2027-03-01"}, {"urgent", true}}, "p"));
+  ASSERT_EQ(effects.size(), 2u);
+  EXPECT_EQ(Describe(effects[1]), "deadline answer due 2027-03-02");
+  EXPECT_THAT(effects[1].deadline().explanation().overrides(),
+              ElementsAre("variant 0 (urgent) offset 1 working days after (partnership p, "
+                          "p.yaml:7; the workflow says 2 working days after)"));
+  const Status bad = test::SetOf(kUrgent)->AddPartnership(R"yaml(partnership: p
+workflows:
+  - workflow: urgent
+    deadlines:
+      - deadline: answer
+        variant_offsets:
+          - {variant: 1, offset: {working_days: 1}}
+)yaml",
+                                                          "p.yaml");
+  EXPECT_THAT(
+      bad.message(),
+      HasSubstr("p.yaml:7: field 'variant': deadline 'answer' has no variant 1 (it has 1)"));
+}
+
 TEST(Partnerships, TheSameWorkflowTwiceForOnePartnershipIsRefused) {
   auto set = test::SetOf(kStages);
   ASSERT_TRUE(set->AddPartnership(kStaffordshire, "a.yaml").ok());
