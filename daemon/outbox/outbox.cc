@@ -50,6 +50,9 @@ void Dispatcher::Recorded(const DeliveryResult& result) {
   {
     std::lock_guard lock(mu_);
     awaiting_.erase(result.sequence);
+    // A page this scan read before the writer's commit still shows the old row: skip it until
+    // the next scan, whose reads all come after the commit.
+    recorded_.insert_or_assign(result.sequence, result.kind);
     // The row changed (or left): rescan so a delivered record's successors go on and a
     // rescheduled one's new time is seen.
     woken_ = true;
@@ -104,6 +107,11 @@ std::optional<calendar::Instant> Dispatcher::Scan() {
   // behind it, so each case's notifications arrive in sequence order.
   std::set<std::string, std::less<>> held;
   uint64_t after = 0;
+  {
+    // Every read below comes after the commits of the results recorded so far.
+    std::lock_guard lock(mu_);
+    recorded_.clear();
+  }
   while (true) {
     auto page = store_.Outbox(options_.batch, after);
     if (!page.ok()) {
@@ -126,12 +134,17 @@ std::optional<calendar::Instant> Dispatcher::Scan() {
       {
         std::lock_guard lock(mu_);
         if (stop_) return std::nullopt;
-        const auto it = awaiting_.find(record.sequence());
-        if (it != awaiting_.end()) {
+        const DeliveryResult::Kind* kind = nullptr;
+        if (auto it = awaiting_.find(record.sequence()); it != awaiting_.end()) {
+          kind = &it->second;
+        } else if (auto r = recorded_.find(record.sequence()); r != recorded_.end()) {
+          kind = &r->second;
+        }
+        if (kind != nullptr) {
           awaiting = true;
           // A delivered (or dead-lettered) record is done with as far as order goes; one to be
           // retried still comes before its successors.
-          if (it->second == DeliveryResult::Kind::kRetry) held.insert(case_id);
+          if (*kind == DeliveryResult::Kind::kRetry) held.insert(case_id);
         }
       }
       if (awaiting) continue;

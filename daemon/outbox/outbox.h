@@ -139,6 +139,9 @@ class Dispatcher {
   uint64_t scans_ = 0;  // guarded by mu_
   // Reported outcomes not yet Recorded, by sequence.
   std::map<uint64_t, DeliveryResult::Kind> awaiting_;  // guarded by mu_
+  // Results the writer recorded since the current scan began; the scan's pages may predate
+  // their commits, so their rows are skipped until the next scan. Guarded by mu_.
+  std::map<uint64_t, DeliveryResult::Kind> recorded_;
 
   // Owner thread only.
   std::thread thread_;
