@@ -344,6 +344,67 @@ TEST_F(DispatcherTest, DoesNotDeliverARecordAgainWhileItsOutcomeAwaitsTheWriter)
   EXPECT_EQ(ok, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
 }
 
+// A sink that runs `hook` (once) just before delivering record `sequence`, and records every
+// delivery in a Journal like ScriptedSink.
+class HookSink final : public Sink {
+ public:
+  HookSink(Journal* journal, uint64_t sequence, std::function<void()> hook)
+      : journal_(journal), sequence_(sequence), hook_(std::move(hook)) {}
+  std::string_view name() const override { return "hook"; }
+  Status Deliver(const v1::OutboxRecord& record) override {
+    if (record.sequence() == sequence_ && hook_) std::exchange(hook_, nullptr)();
+    journal_->Add({"hook", record.sequence(), record.effect().case_id(),
+                   record.effect().notification().notification_id(), record.attempts(), true});
+    return OkStatus();
+  }
+
+ private:
+  Journal* journal_;
+  uint64_t sequence_;
+  std::function<void()> hook_;
+};
+
+// A scan reads a page, then delivers its records one by one. If the writer records the results
+// of an earlier scan meanwhile, rows of that page it just removed must not go out again.
+TEST_F(DispatcherTest, ARecordTheWriterRecordsDuringAScanIsNotDeliveredAgainFromItsPage) {
+  Fill({"SI-1", "SI-2"});
+  const std::vector<uint64_t> first_case = OutboxSequences(*store_, "SI-1");
+  const std::vector<uint64_t> second_case = OutboxSequences(*store_, "SI-2");
+  ASSERT_FALSE(first_case.empty());
+  ASSERT_FALSE(second_case.empty());
+  // SI-1's first record waits an hour, so the first scan delivers SI-2's records only...
+  const uint64_t waiting = first_case.front();
+  ASSERT_LT(waiting, second_case.back());
+  {
+    store::Batch batch = store_->NewBatch();
+    ASSERT_TRUE(batch.Reschedule(waiting, 0, clock_.Now() + seconds(3600), "test").ok());
+    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+  }
+  std::vector<std::unique_ptr<Sink>> sinks;
+  // ...and the second scan, delivering it, lets the writer record those first: the rows of
+  // SI-2 still in that scan's page are gone from the store by the time the scan reaches them.
+  sinks.push_back(
+      std::make_unique<HookSink>(&journal_, waiting, [this] { writer_->ApplyPending(); }));
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions(), /*automatic=*/false);
+  dispatcher.Start();
+  ASSERT_TRUE(writer_->WaitReported(second_case.size()));
+  ASSERT_TRUE(Settle(dispatcher));
+  EXPECT_EQ(journal_.Sequences("hook"), second_case);
+
+  clock_.Advance(seconds(3601));
+  dispatcher.Wake();
+  ASSERT_TRUE(writer_->WaitReported(second_case.size() + first_case.size()));
+  writer_->ApplyPending();
+  ASSERT_TRUE(Settle(dispatcher));
+  std::vector<uint64_t> delivered = journal_.Sequences("hook");
+  std::sort(delivered.begin(), delivered.end());
+  std::vector<uint64_t> all = first_case;
+  all.insert(all.end(), second_case.begin(), second_case.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(delivered, all);  // each once
+  EXPECT_TRUE(OutboxEmpty());
+}
+
 TEST_F(DispatcherTest, AFailingRecordHoldsBackItsOwnCaseOnly) {
   Fill({"SI-1", "SI-2"});
   const std::vector<uint64_t> si1 = OutboxSequences(*store_, "SI-1");
