@@ -104,8 +104,8 @@ std::string Day(int64_t days) {
 struct PlannedEvent {
   std::string case_id;
   std::string type;
-  bool accept = true;          // else rejected with `code`
-  std::string code;            // the StatusCode name of the expected rejection
+  bool accept = true;  // else rejected with `code`
+  std::string code;    // the StatusCode name of the expected rejection
 };
 
 // One request a publisher sends (an event_id may be planned twice: a deliberate resend).
@@ -117,8 +117,8 @@ struct Slot {
 
 struct PlannedCase {
   std::string case_id;
-  int64_t aware_day = 0;  // days since 1970
-  bool complete = true;   // runs to closed_no_lcspr; else stays in screening
+  int64_t aware_day = 0;                  // days since 1970
+  bool complete = true;                   // runs to closed_no_lcspr; else stays in screening
   std::vector<std::string> accepted_ids;  // in publishing order
 };
 
@@ -297,9 +297,8 @@ class Publisher {
           return;
         }
         if (ack.status() != expected || (!plan.accept && ack.code() != plan.code)) {
-          Violation(id + ": answered " + v1::AckStatus_Name(ack.status()) + " " + ack.code() +
-                    " " + ack.reason() + "; planned " + v1::AckStatus_Name(expected) + " " +
-                    plan.code);
+          Violation(id + ": answered " + v1::AckStatus_Name(ack.status()) + " " + ack.code() + " " +
+                    ack.reason() + "; planned " + v1::AckStatus_Name(expected) + " " + plan.code);
         }
         a.known = true;
         a.first = ack.status();
@@ -321,10 +320,9 @@ class Publisher {
           Violation(id + ": DUPLICATE from the first daemon it was ever sent to (epoch " +
                     std::to_string(epoch) + "): a dedupe record without its commit");
         }
-        if (ack.first_status() != expected ||
-            (!plan.accept && ack.code() != plan.code)) {
-          Violation(id + ": DUPLICATE with first " + v1::AckStatus_Name(ack.first_status()) +
-                    " " + ack.code() + "; planned " + v1::AckStatus_Name(expected));
+        if (ack.first_status() != expected || (!plan.accept && ack.code() != plan.code)) {
+          Violation(id + ": DUPLICATE with first " + v1::AckStatus_Name(ack.first_status()) + " " +
+                    ack.code() + "; planned " + v1::AckStatus_Name(expected));
         }
         ++lost_ack_duplicates_;
         a.known = true;
@@ -378,8 +376,7 @@ class CrashTest : public ::testing::Test {
     last_offset_ = offset;
     const fs::path config = dir_ / ("config." + std::to_string(days) + ".yaml");
     std::ofstream(config) << "clock_offset_seconds: " << offset << "\n";
-    return {"--data", data_.string(), "--ingest", "tcp://127.0.0.1:*", "--config",
-            config.string()};
+    return {"--data", data_.string(), "--ingest", "tcp://127.0.0.1:*", "--config", config.string()};
   }
 
   fs::path dir_;
@@ -393,10 +390,11 @@ TEST_F(CrashTest, SigkillAtRandomPointsLosesNoAckedEventAndAppliesNoneTwice) {
   const int kills = static_cast<int>(EnvOr("TANDEM_CRASH_KILLS", 30));
   const double rate = static_cast<double>(EnvOr("TANDEM_CRASH_RATE", 2500));
   const int uptime_ms = static_cast<int>(EnvOr("TANDEM_CRASH_UPTIME_MS", 300));
-  std::printf("crash_test: seed=%llu kills=%d rate=%.0f/s uptime_mean=%d ms (replay with "
-              "TANDEM_CRASH_SEED=%llu)\n",
-              static_cast<unsigned long long>(seed), kills, rate, uptime_ms,
-              static_cast<unsigned long long>(seed));
+  std::printf(
+      "crash_test: seed=%llu kills=%d rate=%.0f/s uptime_mean=%d ms (replay with "
+      "TANDEM_CRASH_SEED=%llu)\n",
+      static_cast<unsigned long long>(seed), kills, rate, uptime_ms,
+      static_cast<unsigned long long>(seed));
   std::fflush(stdout);
   RecordProperty("seed", std::to_string(seed));
   std::mt19937_64 rng(seed);
@@ -411,8 +409,7 @@ TEST_F(CrashTest, SigkillAtRandomPointsLosesNoAckedEventAndAppliesNoneTwice) {
   {
     // Each publisher sends its cases in blocks of 40: every block's first events, then its
     // second events, ..., so a case's events are ordered on one connection but rarely adjacent.
-    std::vector<std::vector<std::vector<std::pair<std::string, v1::Event>>>> per_case(
-        kPublishers);
+    std::vector<std::vector<std::vector<std::pair<std::string, v1::Event>>>> per_case(kPublishers);
     for (int c = 0; c < cases; ++c) {
       PlannedCase& pc = planned[c];
       char id[32];
@@ -431,8 +428,11 @@ TEST_F(CrashTest, SigkillAtRandomPointsLosesNoAckedEventAndAppliesNoneTwice) {
       };
       const int64_t d = pc.aware_day;
       add("1", "incident.reported", d,
-          {{"became_aware_on", Day(d)}, {"incident_on", Day(d - 1)}, {"child_dob", "2012-05-03"},
-           {"outcome", "seriously_harmed"}, {"abuse_or_neglect", "suspected"},
+          {{"became_aware_on", Day(d)},
+           {"incident_on", Day(d - 1)},
+           {"child_dob", "2012-05-03"},
+           {"outcome", "seriously_harmed"},
+           {"abuse_or_neglect", "suspected"},
            {"location", "in_area"}},
           true, "");
       if (rng() % 7 == 0) {
@@ -744,8 +744,7 @@ TEST_F(CrashTest, SigkillAtRandomPointsLosesNoAckedEventAndAppliesNoneTwice) {
   ASSERT_TRUE(db.ForEachCase([&](const v1::CaseState& s) {
                   logged += s.events_applied();
                   return true;
-                })
-                  .ok());
+                }).ok());
   EXPECT_EQ(logged, accepted);
   // No overdue timer is left pending.
   auto next = db.NextDueTimer();

@@ -8,7 +8,6 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,8 +26,7 @@
 
 #include "daemon/base/file.h"
 #include "daemon/base/status.h"
-
-extern char** environ;
+#include "tests/integration/child_process.h"
 
 namespace tandem {
 namespace {
@@ -37,6 +35,8 @@ namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
 constexpr char kTandemctl[] = TANDEM_BINARY_DIR "/daemon/tandemctl/tandemctl";
+// The bound on one simulate run (the longest take well under a second).
+constexpr std::chrono::milliseconds kLimit{120000};
 
 fs::path Example(std::string_view name) {
   return fs::path(TANDEM_SOURCE_DIR) / "workflows" / "examples" / name;
@@ -235,29 +235,15 @@ class SimulateTest : public ::testing::Test {
     const fs::path out = dir_ / ("run" + std::to_string(n) + ".stdout");
     const fs::path err = dir_ / ("run" + std::to_string(n) + ".stderr");
 
-    std::vector<std::string> argv_text = {kTandemctl, "simulate"};
-    argv_text.insert(argv_text.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_text) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    const int spawned = posix_spawn(&pid, kTandemctl, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
+    std::vector<std::string> argv = {"simulate"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const test::ProcessRun process = test::RunToExit(kTandemctl, argv, in, out, err, kLimit);
     RunResult run;
-    EXPECT_EQ(spawned, 0) << "cannot start " << kTandemctl;
-    if (spawned != 0) return run;
-    int status = 0;
-    EXPECT_EQ(::waitpid(pid, &status, 0), pid);
-    run.exited = WIFEXITED(status);
-    run.code = run.exited ? WEXITSTATUS(status) : (WIFSIGNALED(status) ? WTERMSIG(status) : -1);
-    run.out = Slurp(out);
-    run.err = Slurp(err);
+    EXPECT_TRUE(process.exited) << kTandemctl << " did not run to its end";
+    run.exited = process.exited;
+    run.code = process.code;
+    run.out = process.out;
+    run.err = process.err;
     if (std::find(args.begin(), args.end(), "--json") != args.end()) {
       for (const auto& line : SplitLines(run.out)) {
         if (line.empty()) continue;

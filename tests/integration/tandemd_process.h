@@ -4,24 +4,19 @@
 // with SIGTERM or killed with SIGKILL. No gtest here, so the benchmark can use it too.
 // Every wait is bounded.
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
-extern char** environ;
+#include "tests/integration/child_process.h"
 
 namespace tandem::test {
 
@@ -44,21 +39,7 @@ class TandemdProcess {
   bool Start(const std::vector<std::string>& args) {
     ++starts_;
     log_ = log_dir_ / (name_ + "." + std::to_string(starts_) + ".stderr");
-    std::vector<std::string> text = {binary_};
-    text.insert(text.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : text) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    pid_t pid = 0;
-    const int rc = posix_spawn(&pid, binary_.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    pid_ = rc == 0 ? pid : -1;
+    pid_ = Spawn(binary_, args, "/dev/null", "/dev/null", log_);
     return pid_ > 0;
   }
 
@@ -86,44 +67,34 @@ class TandemdProcess {
   }
 
   // SIGKILLs the child and reaps it. Returns its wait status.
-  std::optional<int> Kill() { return SignalAndWait(SIGKILL, std::chrono::seconds(10)); }
+  std::optional<int> Kill() { return Signal(SIGKILL, std::chrono::seconds(10)); }
 
   // SIGTERMs the child and waits up to `limit` for it to exit. Returns its wait status, or
   // nullopt if it did not exit (it is then still running).
   std::optional<int> Terminate(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-    return SignalAndWait(SIGTERM, limit);
+    return Signal(SIGTERM, limit);
   }
 
   // Waits up to `limit` for the child to exit on its own.
-  std::optional<int> WaitExit(std::chrono::milliseconds limit) { return SignalAndWait(0, limit); }
+  std::optional<int> WaitExit(std::chrono::milliseconds limit) { return Signal(0, limit); }
 
-  std::string Log() const {
-    std::ifstream in(log_, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
+  // Sends `signal` (none when 0) and waits up to `limit` for the child to exit. Returns its wait
+  // status, or nullopt while it runs (a zero `limit` does not wait).
+  std::optional<int> Signal(int signal, std::chrono::milliseconds limit) {
+    if (pid_ <= 0) return last_status_;
+    std::optional<int> status = SignalAndWait(pid_, signal, limit);
+    if (status.has_value()) {
+      pid_ = -1;
+      last_status_ = status;
+    }
+    return status;
   }
+
+  std::string Log() const { return Slurp(log_); }
   pid_t pid() const { return pid_; }
   std::optional<int> last_status() const { return last_status_; }
 
  private:
-  std::optional<int> SignalAndWait(int signal, std::chrono::milliseconds limit) {
-    if (pid_ <= 0) return last_status_;
-    if (signal != 0) ::kill(pid_, signal);
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (true) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        last_status_ = status;
-        return status;
-      }
-      if (std::chrono::steady_clock::now() >= until) return std::nullopt;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  }
-
   std::string binary_;
   std::filesystem::path log_dir_;
   std::string name_;

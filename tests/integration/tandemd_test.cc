@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,10 +24,9 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/base/file.h"
 #include "daemon/base/status.h"
-
-extern char** environ;
+#include "tests/integration/child_process.h"
+#include "tests/integration/tandemd_process.h"
 
 namespace tandem {
 namespace {
@@ -44,11 +42,6 @@ constexpr char kTandemctl[] = TANDEM_BINARY_DIR "/daemon/tandemctl/tandemctl";
 
 // The bound on every wait for the daemon; generous for a loaded 2-core machine.
 constexpr milliseconds kWait{10000};
-
-std::string Slurp(const fs::path& path) {
-  Result<std::string> text = ReadFile(path);
-  return text.ok() ? *text : std::string();
-}
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -85,56 +78,14 @@ int64_t RealNow() {
 // The clock offset that makes the daemon's "now" `target` (approximately: from this instant).
 int64_t OffsetTo(const std::string& target) { return EpochOf(target) - RealNow(); }
 
-struct CtlRun {
-  bool exited = false;
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using CtlRun = test::ProcessRun;
+using test::Slurp;
 
-// Spawns `path argv...` with stdin from `in` and stdout/stderr to files; returns its pid.
-pid_t Spawn(const std::string& path, const std::vector<std::string>& args, const fs::path& in,
-            const fs::path& out, const fs::path& err) {
-  std::vector<std::string> text = {path};
-  text.insert(text.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : text) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(rc, 0) << "cannot start " << path;
-  return rc == 0 ? pid : -1;
-}
-
-// Waits for `pid` up to `limit`; returns its wait status, or nullopt if it is still running.
-std::optional<int> WaitExit(pid_t pid, milliseconds limit) {
-  std::optional<int> status;
-  WaitFor(
-      [&] {
-        int s = 0;
-        if (::waitpid(pid, &s, WNOHANG) == pid) status = s;
-        return status.has_value();
-      },
-      limit);
-  return status;
-}
-
-// One tandemd process. Killed (SIGKILL) if the test did not stop it.
+// One tandemd process (test::TandemdProcess, shared with the crash test), failing the test
+// when it does not start, become ready or stop in time. Killed if the test did not stop it.
 class Daemon {
  public:
-  Daemon(fs::path dir, std::string name) : dir_(std::move(dir)), name_(std::move(name)) {}
-  ~Daemon() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      WaitExit(pid_, kWait).has_value();
-    }
-  }
+  Daemon(fs::path dir, std::string name) : process_(kTandemd, std::move(dir), std::move(name)) {}
 
   // Starts tandemd with `args` (plus --ingest tcp://127.0.0.1:* unless given).
   void Start(std::vector<std::string> args) {
@@ -142,57 +93,34 @@ class Daemon {
       args.push_back("--ingest");
       args.push_back("tcp://127.0.0.1:*");
     }
-    ++starts_;
-    err_ = dir_ / (name_ + "." + std::to_string(starts_) + ".stderr");
-    const fs::path in = dir_ / "empty.stdin";
-    std::ofstream(in).flush();
-    pid_ = Spawn(kTandemd, args, in, dir_ / (name_ + ".stdout"), err_);
+    EXPECT_TRUE(process_.Start(args)) << "cannot start " << kTandemd;
   }
 
   // Waits for the "ready" line and returns the endpoint it names; fails the test otherwise.
   std::string WaitReady() {
-    static const std::regex kReady(R"(\bready endpoint=(\S+))");
-    std::smatch m;
-    std::string log;
-    const bool ready = WaitFor([&] {
-      log = Slurp(err_);
-      if (std::regex_search(log, m, kReady)) return true;
-      int s = 0;
-      if (pid_ > 0 && ::waitpid(pid_, &s, WNOHANG) == pid_) pid_ = -1;
-      return pid_ <= 0;
-    });
-    EXPECT_TRUE(ready && pid_ > 0) << "tandemd did not become ready:\n" << log;
-    endpoint_ = (ready && pid_ > 0) ? m[1].str() : std::string("tcp://127.0.0.1:1");
+    const std::optional<std::string> endpoint = process_.WaitReady(kWait, milliseconds(50));
+    EXPECT_TRUE(endpoint.has_value()) << "tandemd did not become ready:\n" << process_.Log();
+    endpoint_ = endpoint.value_or("tcp://127.0.0.1:1");
     return endpoint_;
   }
 
   // Sends `signal`; for SIGTERM and SIGINT waits for the exit and returns the wait status.
   std::optional<int> Signal(int signal) {
-    EXPECT_GT(pid_, 0);
-    if (pid_ <= 0) return std::nullopt;
-    ::kill(pid_, signal);
-    if (signal != SIGTERM && signal != SIGINT) return std::nullopt;
-    auto status = WaitExit(pid_, kWait);
-    if (status.has_value()) pid_ = -1;
-    return status;
+    EXPECT_GT(process_.pid(), 0);
+    if (process_.pid() <= 0) return std::nullopt;
+    const bool waits = signal == SIGTERM || signal == SIGINT;
+    auto status = process_.Signal(signal, waits ? kWait : milliseconds(0));
+    return waits ? status : std::nullopt;
   }
 
   // Waits for the process to exit on its own; returns its wait status.
-  std::optional<int> WaitExited() {
-    auto status = WaitExit(pid_, kWait);
-    if (status.has_value()) pid_ = -1;
-    return status;
-  }
+  std::optional<int> WaitExited() { return process_.WaitExit(kWait); }
 
-  std::string Log() const { return Slurp(err_); }
+  std::string Log() const { return process_.Log(); }
   const std::string& endpoint() const { return endpoint_; }
 
  private:
-  fs::path dir_;
-  std::string name_;
-  fs::path err_;
-  pid_t pid_ = -1;
-  int starts_ = 0;
+  test::TandemdProcess process_;
   std::string endpoint_;
 };
 
@@ -263,20 +191,8 @@ class TandemdTest : public ::testing::Test {
     const fs::path in = Write("ctl" + std::to_string(n) + ".stdin", stdin_text);
     const fs::path out = dir_ / ("ctl" + std::to_string(n) + ".stdout");
     const fs::path err = dir_ / ("ctl" + std::to_string(n) + ".stderr");
-    CtlRun run;
-    const pid_t pid = Spawn(kTandemctl, args, in, out, err);
-    if (pid <= 0) return run;
-    auto status = WaitExit(pid, milliseconds(30000));
-    EXPECT_TRUE(status.has_value()) << "tandemctl hung";
-    if (!status.has_value()) {
-      ::kill(pid, SIGKILL);
-      WaitExit(pid, kWait).has_value();
-      return run;
-    }
-    run.exited = WIFEXITED(*status);
-    run.code = run.exited ? WEXITSTATUS(*status) : -1;
-    run.out = Slurp(out);
-    run.err = Slurp(err);
+    CtlRun run = test::RunToExit(kTandemctl, args, in, out, err, milliseconds(30000));
+    EXPECT_TRUE(run.exited) << "tandemctl did not exit by itself (hung, or a signal)";
     return run;
   }
 

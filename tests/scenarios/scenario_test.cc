@@ -15,7 +15,6 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,8 +30,7 @@
 
 #include "daemon/base/file.h"
 #include "daemon/base/status.h"
-
-extern char** environ;
+#include "tests/integration/child_process.h"
 
 namespace tandem {
 namespace {
@@ -122,45 +120,15 @@ std::vector<Expectation> ReadExpectations(const fs::path& path) {
   return out;
 }
 
-struct RunResult {
-  bool exited = false;
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Slurp(const fs::path& path) {
-  Result<std::string> text = ReadFile(path);
-  return text.ok() ? *text : std::string();
-}
+using RunResult = test::ProcessRun;
 
 // Runs `tandemctl simulate --events <events> --json`, its output captured in files of `dir`.
 RunResult Simulate(const fs::path& events, const fs::path& dir) {
-  const fs::path out = dir / "stdout";
-  const fs::path err = dir / "stderr";
-  std::vector<std::string> argv_text = {kTandemctl, "simulate", "--events", events.string(),
-                                        "--json"};
-  std::vector<char*> argv;
-  for (auto& a : argv_text) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, kTandemctl, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  RunResult run;
-  EXPECT_EQ(spawned, 0) << "cannot start " << kTandemctl;
-  if (spawned != 0) return run;
-  int status = 0;
-  EXPECT_EQ(::waitpid(pid, &status, 0), pid);
-  run.exited = WIFEXITED(status);
-  run.code = run.exited ? WEXITSTATUS(status) : -1;
-  run.out = Slurp(out);
-  run.err = Slurp(err);
-  return run;
+  const RunResult process =
+      test::RunToExit(kTandemctl, {"simulate", "--events", events.string(), "--json"}, "/dev/null",
+                      dir / "stdout", dir / "stderr", std::chrono::seconds(120));
+  EXPECT_TRUE(process.exited) << kTandemctl << " did not run to its end";
+  return process;
 }
 
 // The timeline lines from `from` on, for a failure message.
