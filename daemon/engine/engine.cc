@@ -949,6 +949,21 @@ std::vector<v1::Timer> PendingTimers(const v1::CaseState& state) {
   return out;
 }
 
+std::vector<OpenedCase> CasesOpened(const v1::Timeline& timeline, int first_effect, int depth) {
+  std::vector<OpenedCase> opened;
+  for (int i = first_effect; i < timeline.effects_size(); ++i) {
+    const v1::Effect& e = timeline.effects(i);
+    if (!e.has_case_started()) continue;
+    OpenedCase& o = opened.emplace_back();
+    o.event = e.case_started().event();
+    if (depth >= kMaxOpenedDepth) {
+      o.refused = FailedPreconditionError("more than " + std::to_string(kMaxOpenedDepth) +
+                                          " cases in a row opened one another");
+    }
+  }
+  return opened;
+}
+
 v1::Effect RejectionEffect(const v1::Event& event, const Status& status, Instant now) {
   v1::Effect e;
   SetTimestamp(e.mutable_at(), now);

@@ -99,6 +99,18 @@ class Engine {
   const calendar::WorkingDayCalendar& calendar_;
 };
 
+// The cases a change opened (case_started effects): the starting events that a driver (the
+// simulator, the daemon's writer) applies next, in order, from the effects of `timeline` at
+// `first_effect` and after. `depth` is how many such openings led to the change; past
+// kMaxOpenedDepth (workflows opening one another in a cycle) each event comes back with the
+// refusal to record instead of applying it.
+inline constexpr int kMaxOpenedDepth = 4;
+struct OpenedCase {
+  v1::Event event;
+  Status refused;  // OK: apply `event`
+};
+std::vector<OpenedCase> CasesOpened(const v1::Timeline& timeline, int first_effect, int depth);
+
 // Returns the `rejected` effect recording that `event` was refused with `status` at `now`.
 v1::Effect RejectionEffect(const v1::Event& event, const Status& status, calendar::Instant now);
 

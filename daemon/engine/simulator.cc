@@ -107,21 +107,12 @@ void Simulator::ApplyAtClock(const v1::Event& event, v1::Event* take, int depth)
   if (!exists) it = cases_.emplace(event.case_id(), v1::CaseState()).first;
   Commit(&*it, std::move(outcome).value());
   // The cases the change opened, each applied now like any event (and refused like one).
-  std::vector<v1::Event> opened;
-  for (int i = first; i < timeline_->effects_size(); ++i) {
-    const v1::Effect& e = timeline_->effects(i);
-    if (e.has_case_started()) opened.push_back(e.case_started().event());
-  }
-  for (v1::Event& next : opened) {
-    if (depth >= kMaxOpenedDepth) {
-      *timeline_->add_effects() =
-          RejectionEffect(next,
-                          FailedPreconditionError("more than " + std::to_string(kMaxOpenedDepth) +
-                                                  " cases in a row opened one another"),
-                          clock_);
+  for (OpenedCase& next : CasesOpened(*timeline_, first, depth)) {
+    if (!next.refused.ok()) {
+      *timeline_->add_effects() = RejectionEffect(next.event, next.refused, clock_);
       continue;
     }
-    ApplyAtClock(next, &next, depth + 1);
+    ApplyAtClock(next.event, &next.event, depth + 1);
   }
 }
 

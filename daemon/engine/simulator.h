@@ -89,8 +89,6 @@ class Simulator {
   // Applies `event` at the clock, then the starting events of the cases its change opened
   // (case_started effects), `depth` counting how many such openings led to it.
   void ApplyAtClock(const v1::Event& event, v1::Event* take, int depth);
-  // A workflow opening a case whose workflow opens another, and so on: refused past this.
-  static constexpr int kMaxOpenedDepth = 4;
 
   const Engine& engine_;
   // The arena's first block (declared before the arena, which must not outlive it).

@@ -124,23 +124,16 @@ Status Writer::Apply(const v1::Event& event, int depth) {
 }
 
 void Writer::OpenCases(int first_effect, int depth) {
-  // Copied out first: applying them appends to the timeline.
-  std::vector<v1::Event> opened;
-  for (int i = first_effect; i < timeline_->effects_size(); ++i) {
-    const v1::Effect& e = timeline_->effects(i);
-    if (e.has_case_started()) opened.push_back(e.case_started().event());
-  }
-  for (const v1::Event& next : opened) {
+  for (const engine::OpenedCase& next : engine::CasesOpened(*timeline_, first_effect, depth)) {
     if (failed()) return;
-    if (depth >= kMaxOpenedDepth) {
-      (void)Reject(next, FailedPreconditionError("more than " + std::to_string(kMaxOpenedDepth) +
-                                                 " cases in a row opened one another"));
+    if (!next.refused.ok()) {
+      (void)Reject(next.event, next.refused);
       continue;
     }
     // Its id derives from the event that opened it, which was new: it cannot have an answer
     // yet, unless this very turn already holds one (refused again as a duplicate would be).
-    if (batch_->PendingDedupe(next.event_id()) != nullptr) continue;
-    (void)Apply(next, depth + 1);  // a refusal is recorded with the event, as any
+    if (batch_->PendingDedupe(next.event.event_id()) != nullptr) continue;
+    (void)Apply(next.event, depth + 1);  // a refusal is recorded with the event, as any
   }
 }
 

@@ -83,9 +83,6 @@ class Writer {
   bool failed() const { return !failure_.ok(); }
 
  private:
-  // A workflow opening a case whose workflow opens another, and so on: refused past this
-  // depth, as the simulator does.
-  static constexpr int kMaxOpenedDepth = 4;
   // Applies `event` in this turn's batch: accepted (its rows added, then the cases its change
   // opened applied after it, `depth` counting such openings) or refused (the refusal recorded).
   // Returns OK when accepted, else the reason; fails the writer when the store cannot be read.
