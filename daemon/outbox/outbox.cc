@@ -11,12 +11,27 @@
 #include "daemon/engine/engine.h"
 
 namespace tandem::outbox {
+namespace {
+
+std::map<std::string, std::unique_ptr<Sink>, std::less<>> ByName(
+    std::vector<std::unique_ptr<Sink>> sinks) {
+  std::map<std::string, std::unique_ptr<Sink>, std::less<>> by_name;
+  for (auto& sink : sinks) {
+    TANDEM_CHECK(sink != nullptr);  // REQUIRES in the header: the daemon's own objects
+    const std::string name(sink->name());
+    // REQUIRES: unique names; the configuration refuses two channel instances of one name.
+    TANDEM_CHECK(by_name.emplace(name, std::move(sink)).second);
+  }
+  return by_name;
+}
+
+}  // namespace
 
 Dispatcher::Dispatcher(const store::Store& store, std::vector<std::unique_ptr<Sink>> sinks,
                        DispatcherOptions options, std::function<calendar::Instant()> now,
                        std::function<void(DeliveryResult)> record)
     : store_(store),
-      sinks_(std::move(sinks)),
+      sinks_(ByName(std::move(sinks))),
       options_(std::move(options)),
       now_(std::move(now)),
       record_(std::move(record)),
@@ -27,7 +42,6 @@ Dispatcher::Dispatcher(const store::Store& store, std::vector<std::unique_ptr<Si
   TANDEM_CHECK(options_.batch >= 1);
   TANDEM_CHECK(options_.idle_poll.count() >= 0);
   TANDEM_CHECK(now_ != nullptr && record_ != nullptr);
-  for (const auto& sink : sinks_) TANDEM_CHECK(sink != nullptr);
 }
 
 Dispatcher::~Dispatcher() { Stop(); }
@@ -49,7 +63,9 @@ void Dispatcher::Wake() {
 void Dispatcher::Recorded(const DeliveryResult& result) {
   {
     std::lock_guard lock(mu_);
-    awaiting_.erase(result.sequence);
+    // Another channel's record (the daemon tells every dispatcher): nothing here changed, and
+    // waking would cost a scan of the whole outbox per delivery per channel.
+    if (awaiting_.erase(result.sequence) == 0) return;
     // A page this scan read before the writer's commit still shows the old row: skip it until
     // the next scan, whose reads all come after the commit.
     recorded_.insert_or_assign(result.sequence, result.kind);
@@ -128,6 +144,8 @@ std::optional<calendar::Instant> Dispatcher::Scan() {
     }
     for (const v1::OutboxRecord& record : *page) {
       after = record.sequence();
+      const auto sink = sinks_.find(record.channel());
+      if (sink == sinks_.end()) continue;  // another dispatcher's channel
       const std::string& case_id = record.effect().case_id();
       if (held.contains(case_id)) continue;
       bool awaiting = false;
@@ -154,7 +172,7 @@ std::optional<calendar::Instant> Dispatcher::Scan() {
         earliest = earliest.has_value() ? std::min(*earliest, due) : due;
         continue;
       }
-      DeliveryResult result = Deliver(record);
+      DeliveryResult result = Deliver(*sink->second, record);
       if (result.kind == DeliveryResult::Kind::kRetry) held.insert(case_id);
       {
         // Awaiting before reporting: the writer may commit and call Recorded before `record_`
@@ -168,21 +186,17 @@ std::optional<calendar::Instant> Dispatcher::Scan() {
   }
 }
 
-DeliveryResult Dispatcher::Deliver(const v1::OutboxRecord& record) {
-  std::string error;
-  for (const auto& sink : sinks_) {
-    const Status delivered = sink->Deliver(record);
-    if (delivered.ok()) continue;
-    if (!error.empty()) error += "; ";
-    error += std::string(sink->name()) + ": " + delivered.ToString();
-  }
+DeliveryResult Dispatcher::Deliver(Sink& sink, const v1::OutboxRecord& record) {
+  const Status delivered = sink.Deliver(record);
   DeliveryResult result;
   result.kind = DeliveryResult::Kind::kDelivered;
   result.sequence = record.sequence();
   result.attempts = record.attempts() + 1;
-  if (error.empty()) return result;
-  result.error = std::move(error);
-  if (result.attempts >= options_.max_attempts) {
+  if (delivered.ok()) return result;
+  result.error = std::string(sink.name()) + ": " + delivered.ToString();
+  // Only kUnavailable may succeed later; anything else (a 4xx answer, a refused mailbox, a
+  // broken plugin) would fail the same way on every attempt, so it is parked for an operator.
+  if (delivered.code() != StatusCode::kUnavailable || result.attempts >= options_.max_attempts) {
     result.kind = DeliveryResult::Kind::kDeadLetter;
     return result;
   }

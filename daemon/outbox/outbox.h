@@ -1,11 +1,12 @@
 #pragma once
 // The notification outbox dispatcher (DESIGN, "The path of one event"). The writer commits each
-// notification to the store's outbox in the same batch as the state change that caused it; the
-// Dispatcher, on a thread of its own, reads the pending records, hands each one to every Sink,
-// and reports the outcome back to the writer, which records it (delivered, retry later with
-// exponential back-off and jitter, or moved to dead_letter after the configured attempts).
-// Delivery is at least once: a record is delivered again after a failure or a crash before its
-// outcome was committed, and receivers dedupe by its stable notification_id.
+// notification to the store's outbox in the same batch as the state change that caused it, one
+// record per channel (a channel instance and an address); a Dispatcher, on a thread of its own,
+// reads the pending records of its channels, hands each to the Sink of its channel, and reports
+// the outcome back to the writer, which records it (delivered; retry later with exponential
+// back-off and jitter; or moved to dead_letter after the configured attempts, or at once on a
+// permanent failure). Delivery is at least once: a record is delivered again after a failure or
+// a crash before its outcome was committed, and receivers dedupe by its stable notification_id.
 
 #include <spdlog/logger.h>
 
@@ -55,20 +56,23 @@ struct DispatcherOptions {
   std::shared_ptr<spdlog::logger> logger;
 };
 
-// Delivers the store's pending outbox records to its sinks on a thread of its own.
+// Delivers the store's pending outbox records of its channels on a thread of its own: a record
+// goes to the sink whose name() is the record's channel; records of other channels are left to
+// the dispatchers that have them (tandemd runs one dispatcher per channel instance, so a slow
+// receiver delays only its own channel).
 //
-// One scan reads the outbox in sequence order and delivers each record that is due, to every
-// sink in order (each sink on every attempt, so a retry re-delivers to the sinks that succeeded
-// before). It skips:
+// One scan reads the outbox in sequence order and delivers each record of its channels that is
+// due. It skips:
 //  - records whose next_attempt_at is after now(): they and every later record of the same case
 //    wait, and the dispatcher sleeps until the earliest of them is due (or Wake, or idle_poll);
 //  - records whose outcome it has reported and the writer has not yet Recorded ("awaiting
 //    record"): the store still shows the old row, which must not be delivered twice. An
 //    awaiting kRetry also holds back the later records of its case, so each case's records are
 //    delivered in sequence order; other cases go on.
-// A failed attempt becomes kRetry with next_attempt_at = now() + min(max_backoff,
-// initial_backoff * 2^(attempts-1)) +/- jitter (whole seconds, never before now()), or
-// kDeadLetter once attempts reaches max_attempts.
+// A sink's kUnavailable error (a retryable failure) becomes kRetry with next_attempt_at =
+// now() + min(max_backoff, initial_backoff * 2^(attempts-1)) +/- jitter (whole seconds, never
+// before now()), or kDeadLetter once attempts reaches max_attempts. Any other error is a
+// permanent failure: kDeadLetter at once.
 //
 // Threading: the constructor, Start, Stop and the destructor belong to the owner (one thread);
 // Wake and Recorded are thread-safe and may be called from any thread, including from inside
@@ -81,7 +85,7 @@ class Dispatcher {
   // writer strand. Keeps references to `store`, which must outlive the Dispatcher; owns `sinks`.
   // REQUIRES: options.max_attempts >= 1, options.batch >= 1, 0 <= options.jitter <= 1,
   // 0 <= initial_backoff <= max_backoff, idle_poll >= 0, `now`, `record` and every sink are
-  // non-null.
+  // non-null, and no two sinks have the same name.
   Dispatcher(const store::Store& store, std::vector<std::unique_ptr<Sink>> sinks,
              DispatcherOptions options, std::function<calendar::Instant()> now,
              std::function<void(DeliveryResult)> record);
@@ -118,11 +122,12 @@ class Dispatcher {
   // none, when it was stopped, or when the store could not be read (logged once per run of
   // failures; the next poll tries again).
   std::optional<calendar::Instant> Scan();
-  // Delivers `record` to every sink and returns the outcome to report.
-  DeliveryResult Deliver(const v1::OutboxRecord& record);
+  // Delivers `record` to `sink` and returns the outcome to report.
+  DeliveryResult Deliver(Sink& sink, const v1::OutboxRecord& record);
 
   const store::Store& store_;
-  const std::vector<std::unique_ptr<Sink>> sinks_;
+  // By name, the channel a record names.
+  const std::map<std::string, std::unique_ptr<Sink>, std::less<>> sinks_;
   const DispatcherOptions options_;
   const std::function<calendar::Instant()> now_;
   const std::function<void(DeliveryResult)> record_;

@@ -302,6 +302,7 @@ Status Batch::MarkDelivered(uint64_t sequence, calendar::Instant now) {
   delivered->set_outbox_sequence(sequence);
   delivered->set_notification_id(record.effect().notification().notification_id());
   delivered->set_attempts(record.attempts() + 1);
+  delivered->set_channel(record.channel());
   AddAudit(std::move(audit));
 
   outbox_.insert_or_assign(sequence, std::nullopt);
@@ -339,6 +340,7 @@ Status Batch::MoveToDeadLetter(uint64_t sequence, std::string_view error, calend
   dead->set_notification_id(record.effect().notification().notification_id());
   dead->set_attempts(record.attempts());
   dead->set_last_error(std::string(error));
+  dead->set_channel(record.channel());
   AddAudit(std::move(audit));
 
   outbox_.insert_or_assign(sequence, std::nullopt);
@@ -385,17 +387,90 @@ void Batch::AddOutcome(const engine::Outcome& outcome,
                 timer.SerializeAsString());
   }
   for (const v1::Effect* effect : effects) {
-    if (effect->kind_case() != v1::Effect::kNotification) continue;
-    v1::OutboxRecord record;
-    record.set_sequence(++outbox_sequence_);
-    *record.mutable_effect() = *effect;
-    *record.mutable_next_attempt_at() = engine::ToTimestamp(now);
-    *record.mutable_enqueued_at() = engine::ToTimestamp(now);
-    batch_->Put(h[Cf::kOutbox], internal::SequenceKey(record.sequence()),
-                record.SerializeAsString());
-    outbox_.insert_or_assign(record.sequence(), std::move(record));
+    if (effect->kind_case() == v1::Effect::kNotification) AddNotification(*effect, now);
   }
   cases_.insert_or_assign(case_id, outcome.state);
+}
+
+void Batch::AddNotification(const v1::Effect& effect, calendar::Instant now) {
+  const auto& h = store_->handles_;
+  std::vector<DeliveryChannel> channels;
+  if (store_->router_) {
+    channels = store_->router_(effect.notification());
+  } else {
+    channels.emplace_back();
+  }
+  v1::OutboxRecord record;
+  *record.mutable_effect() = effect;
+  *record.mutable_next_attempt_at() = engine::ToTimestamp(now);
+  *record.mutable_enqueued_at() = engine::ToTimestamp(now);
+  if (channels.empty()) {
+    // The daemon's configuration requires a catch-all route, so this is a router's bug; the
+    // notification is kept where an operator sees it (tandemctl outbox) rather than dropped.
+    record.set_sequence(++outbox_sequence_);
+    record.set_last_error("no route gives this notification a channel");
+    *record.mutable_dead_lettered_at() = engine::ToTimestamp(now);
+    batch_->Put(h[Cf::kDeadLetter], internal::SequenceKey(record.sequence()),
+                record.SerializeAsString());
+    return;
+  }
+  for (DeliveryChannel& channel : channels) {
+    record.set_sequence(++outbox_sequence_);
+    record.set_channel(std::move(channel.channel));
+    record.set_address(std::move(channel.address));
+    batch_->Put(h[Cf::kOutbox], internal::SequenceKey(record.sequence()),
+                record.SerializeAsString());
+    outbox_.insert_or_assign(record.sequence(), record);
+  }
+}
+
+Result<v1::OutboxRecord> Batch::Requeue(uint64_t sequence, calendar::Instant now) {
+  const std::string what = "store: delivery " + std::to_string(sequence);
+  if (requeued_.contains(sequence)) return NotFoundError(what + " was already re-queued");
+  TANDEM_ASSIGN_OR_RETURN(std::optional<v1::OutboxRecord> parked,
+                          store_->ReadOutbox(sequence, /*dead_letter=*/true));
+  if (!parked) {
+    const Result<v1::OutboxRecord> pending = FindOutbox(sequence);
+    if (pending.ok()) return NotFoundError(what + " is not parked: it is pending in the outbox");
+    return NotFoundError(what + " is not parked (no such delivery in dead_letter)");
+  }
+  const auto& h = store_->handles_;
+  v1::AuditRecord audit;
+  *audit.mutable_at() = engine::ToTimestamp(now);
+  audit.set_case_id(parked->effect().case_id());
+  audit.set_cause("outbox:" + std::to_string(sequence));
+  v1::NotificationRequeued* requeued = audit.mutable_notification_requeued();
+  requeued->set_outbox_sequence(sequence);
+  requeued->set_notification_id(parked->effect().notification().notification_id());
+  requeued->set_attempts(parked->attempts());
+  requeued->set_last_error(parked->last_error());
+  requeued->set_channel(parked->channel());
+  if (parked->channel().empty() && store_->router_) {
+    // Parked because no route gave it a channel (AddNotification): route it again, now that
+    // the routes may have one, as new deliveries.
+    if (store_->router_(parked->effect().notification()).empty()) {
+      return NotFoundError(what + " still has no route giving it a channel");
+    }
+    batch_->Delete(h[Cf::kDeadLetter], internal::SequenceKey(sequence));
+    const uint64_t first = outbox_sequence_ + 1;
+    AddNotification(parked->effect(), now);
+    requeued_.insert(sequence);
+    AddAudit(std::move(audit));
+    ++changes_;
+    return *outbox_.at(first);
+  }
+  v1::OutboxRecord record = std::move(*parked);
+  record.set_attempts(0);
+  record.clear_last_error();
+  record.clear_dead_lettered_at();
+  *record.mutable_next_attempt_at() = engine::ToTimestamp(now);
+  batch_->Delete(h[Cf::kDeadLetter], internal::SequenceKey(sequence));
+  batch_->Put(h[Cf::kOutbox], internal::SequenceKey(sequence), record.SerializeAsString());
+  outbox_.insert_or_assign(sequence, record);
+  requeued_.insert(sequence);
+  AddAudit(std::move(audit));
+  ++changes_;
+  return record;
 }
 
 Result<v1::OutboxRecord> Batch::FindOutbox(uint64_t sequence) const {
@@ -707,12 +782,15 @@ Result<std::vector<v1::OutboxRecord>> Store::DeadLetters(std::size_t limit, uint
   return ScanRecords(Cf::kDeadLetter, limit, after);
 }
 
-Result<std::optional<v1::OutboxRecord>> Store::ReadOutbox(uint64_t sequence) const {
+Result<std::optional<v1::OutboxRecord>> Store::ReadOutbox(uint64_t sequence,
+                                                          bool dead_letter) const {
   std::string value;
-  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[Cf::kOutbox],
-                                     internal::SequenceKey(sequence), &value);
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), handles_[dead_letter ? Cf::kDeadLetter : Cf::kOutbox],
+               internal::SequenceKey(sequence), &value);
   if (s.IsNotFound()) return std::optional<v1::OutboxRecord>();
-  const std::string what = "store " + dir_.string() + ": outbox record " + std::to_string(sequence);
+  const std::string what = "store " + dir_.string() + (dead_letter ? ": dead letter " : ": outbox record ") +
+                           std::to_string(sequence);
   TANDEM_RETURN_IF_ERROR(FromRocks(s, what));
   v1::OutboxRecord record;
   TANDEM_RETURN_IF_ERROR(Parse(value, &record, what));

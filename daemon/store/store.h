@@ -35,6 +35,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,18 @@ struct TimerEntry {
 
 class Store;
 
+// One channel a notification is delivered to (tandemd's routes): a channel instance's name and
+// the address it delivers to.
+struct DeliveryChannel {
+  std::string channel;
+  std::string address;
+};
+
+// Returns the channels a notification effect goes to; the store writes one outbox row per
+// channel. Set on the Store by the writer's owner (Store::SetNotificationRouter).
+using NotificationRouter =
+    std::function<std::vector<DeliveryChannel>(const v1::Notification& notification)>;
+
 // The changes of one loop turn (any number of events, timer firings and outbox updates), made
 // durable together by Store::Commit. Each Add method either adds all its rows or, returning an
 // error, nothing. The batch numbers audit and outbox records from the store's counters as they
@@ -91,8 +104,10 @@ class Batch {
 
   // Adds an accepted event: its event log row (key: the outcome's events_applied), its dedupe
   // row, the new case state, a timers row for each of outcome.timers_set, the deletion of each
-  // of outcome.timers_cancelled, one outbox row per notification effect, and one audit record
-  // carrying all the effects. `now` is the loop turn's instant.
+  // of outcome.timers_cancelled, the outbox rows of each notification effect (one per channel
+  // the store's NotificationRouter gives; one without a channel when no router is set; when the
+  // router gives none, one straight into dead_letter saying so, so nothing is lost unseen), and
+  // one audit record carrying all the effects. `now` is the loop turn's instant.
   // The change's effects are outcome.effects, unless the engine appended them to a timeline of
   // the caller's (the `into` of Engine's methods): then pass that `timeline` and the index of
   // the change's first effect in it, and the effects from there to its end are used.
@@ -140,6 +155,15 @@ class Batch {
   // Returns kNotFound, kDataLoss or kInternal as MarkDelivered.
   Status MoveToDeadLetter(uint64_t sequence, std::string_view error, calendar::Instant now);
 
+  // Moves dead_letter record `sequence` back to the outbox (same key) to be delivered again
+  // from attempt 1, due at `now`, adds an audit record with its attempts and last error, and
+  // returns the record as it is now pending. A record parked because no route gave it a
+  // channel is routed again instead (new records, one per channel; the first is returned).
+  // Returns kNotFound if no such record is parked (naming it pending when it is in the outbox)
+  // or if it still has no route; kDataLoss or kInternal if reading it fails. On an error the
+  // batch is unchanged.
+  Result<v1::OutboxRecord> Requeue(uint64_t sequence, calendar::Instant now);
+
   // Returns the newest case state this batch holds for `case_id`, or nullptr when it changed
   // no such case. The pointer is valid until the batch is next changed, moved or destroyed.
   const v1::CaseState* PendingCase(std::string_view case_id) const;
@@ -158,6 +182,8 @@ class Batch {
   friend class Store;
   Batch(const Store* store, uint64_t generation, uint64_t audit_sequence, std::string audit_hash,
         uint64_t outbox_sequence);
+  // Adds the outbox rows of one notification effect (AddAccepted says which).
+  void AddNotification(const v1::Effect& effect, calendar::Instant now);
 
   // Numbers `record`, chains it to the previous one and adds its audit row.
   void AddAudit(v1::AuditRecord record);
@@ -180,6 +206,8 @@ class Batch {
   std::map<std::string, v1::DedupeRecord, std::less<>> dedupe_;
   // Outbox records this batch wrote (value) or removed (nullopt).
   std::map<uint64_t, std::optional<v1::OutboxRecord>> outbox_;
+  // Dead letters this batch moved back to the outbox.
+  std::set<uint64_t> requeued_;
 };
 
 // An open data directory. Open holds an exclusive flock on <dir>/tandemd.lock until the Store
@@ -236,6 +264,11 @@ class Store {
 
   // ---- Writer.
 
+  // Sets how notification effects fan out to channels in the batches made from now on; an
+  // empty function (the default) writes one row per notification, without a channel.
+  // Keeps `router`, which must be safe to call from the writer thread.
+  void SetNotificationRouter(NotificationRouter router) { router_ = std::move(router); }
+
   // Returns an empty batch numbered from the store's current counters.
   // REQUIRES: at most one batch is being built at a time (only the newest one can commit).
   Batch NewBatch() const;
@@ -266,8 +299,9 @@ class Store {
   Status CheckSchema();
   Status LoadCounters();
 
-  // Returns the outbox record `sequence` from the database, or nullopt.
-  Result<std::optional<v1::OutboxRecord>> ReadOutbox(uint64_t sequence) const;
+  // Returns record `sequence` of the outbox (or of dead_letter) from the database, or nullopt.
+  Result<std::optional<v1::OutboxRecord>> ReadOutbox(uint64_t sequence,
+                                                     bool dead_letter = false) const;
   Result<std::vector<v1::OutboxRecord>> ScanRecords(std::size_t cf, std::size_t limit,
                                                     uint64_t after) const;
 
@@ -283,6 +317,7 @@ class Store {
   std::string audit_hash_;
   uint64_t outbox_sequence_ = 0;
   Status failed_;
+  NotificationRouter router_;
 };
 
 }  // namespace tandem::store

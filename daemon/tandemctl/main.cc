@@ -68,6 +68,19 @@ int main(int argc, char** argv) {
   deadlines->add_flag("--json", dl.json, "One JSON object per line");
   AddRemoteOptions(deadlines, &dl.remote);
 
+  tandem::tandemctl::OutboxOptions ob;
+  CLI::App* outbox = app.add_subcommand(
+      "outbox", "Notification deliveries pending or parked; 'outbox retry ID' re-queues one");
+  outbox->add_flag("--parked", ob.parked_only, "Only parked (dead-lettered) deliveries");
+  outbox->add_flag("--json", ob.json, "One JSON object per line");
+  AddRemoteOptions(outbox, &ob.remote);
+  tandem::tandemctl::OutboxRetryOptions retry;
+  CLI::App* outbox_retry = outbox->add_subcommand(
+      "retry", "Put a parked delivery back in the outbox, to be delivered again from attempt 1");
+  outbox_retry->add_option("id", retry.delivery_id, "The delivery's id, as 'outbox' lists it")
+      ->required();
+  AddRemoteOptions(outbox_retry, &retry.remote);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -79,5 +92,7 @@ int main(int argc, char** argv) {
   if (publish->parsed()) return tandem::tandemctl::RunPublish(pub, stdout, stderr);
   if (case_show->parsed()) return tandem::tandemctl::RunCaseShow(show, stdout, stderr);
   if (deadlines->parsed()) return tandem::tandemctl::RunDeadlines(dl, stdout, stderr);
+  if (outbox_retry->parsed()) return tandem::tandemctl::RunOutboxRetry(retry, stdout, stderr);
+  if (outbox->parsed()) return tandem::tandemctl::RunOutbox(ob, stdout, stderr);
   return 1;
 }

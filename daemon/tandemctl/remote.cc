@@ -323,4 +323,104 @@ int RunDeadlines(const DeadlinesOptions& options, std::FILE* out, std::FILE* err
   return 0;
 }
 
+namespace {
+
+std::string KindName(v1::NotificationKind kind) {
+  std::string name = v1::NotificationKind_Name(kind);
+  constexpr std::string_view kPrefix = "NOTIFICATION_KIND_";
+  if (name.starts_with(kPrefix)) name.erase(0, kPrefix.size());
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
+  return name;
+}
+
+std::string InstantText(const google::protobuf::Timestamp& t) {
+  return t.seconds() == 0 && t.nanos() == 0 ? std::string()
+                                            : calendar::FormatInstant(engine::ToInstant(t));
+}
+
+// One delivery as a line of `tandemctl outbox`, text or JSON.
+std::string DeliveryLine(const v1::OutboxRecord& r, bool parked, bool json) {
+  const v1::Effect& effect = r.effect();
+  const v1::Notification& n = effect.notification();
+  if (json) {
+    Json j;
+    j["id"] = r.sequence();
+    j["state"] = parked ? "parked" : "pending";
+    j["channel"] = r.channel();
+    j["address"] = r.address();
+    j["notification_id"] = n.notification_id();
+    j["case_id"] = effect.case_id();
+    j["partnership"] = n.partnership();
+    j["workflow"] = n.workflow();
+    j["kind"] = KindName(n.kind());
+    j["roles"] = Json::array();
+    for (const std::string& role : n.roles()) j["roles"].push_back(role);
+    j["deadline"] = n.deadline();
+    j["due_on"] = n.due_on();
+    j["attempts"] = r.attempts();
+    j["enqueued_at"] = InstantText(r.enqueued_at());
+    j["next_attempt_at"] = parked ? "" : InstantText(r.next_attempt_at());
+    j["dead_lettered_at"] = InstantText(r.dead_lettered_at());
+    j["last_error"] = r.last_error();
+    return j.dump() + "\n";
+  }
+  std::string line = std::to_string(r.sequence()) + "  " + (parked ? "parked " : "pending") +
+                     "  " + (r.channel().empty() ? "-" : r.channel()) + "  " +
+                     (r.address().empty() ? "-" : r.address()) +
+                     "  attempts=" + std::to_string(r.attempts()) + "  " +
+                     (parked ? "parked " + InstantText(r.dead_lettered_at())
+                             : "next " + InstantText(r.next_attempt_at())) +
+                     "  " + effect.case_id() + "  " + KindName(n.kind()) + "  " +
+                     n.notification_id();
+  if (!r.last_error().empty()) line += "  (" + r.last_error() + ")";
+  return line + "\n";
+}
+
+}  // namespace
+
+int RunOutbox(const OutboxOptions& options, std::FILE* out, std::FILE* err) {
+  v1::Request request;
+  request.set_request_id("outbox");
+  request.mutable_list_outbox()->set_parked_only(options.parked_only);
+  int exit_status = 0;
+  auto reply = Ask(options.remote, request, err, &exit_status);
+  if (!reply.has_value()) return exit_status;
+  if (!reply->has_outbox()) {
+    std::fprintf(err, "tandemctl outbox: unexpected answer\n");
+    return kAnswerWasError;
+  }
+  const v1::OutboxList& list = reply->outbox();
+  std::string text;
+  for (const v1::OutboxRecord& r : list.pending()) text += DeliveryLine(r, false, options.json);
+  for (const v1::OutboxRecord& r : list.parked()) text += DeliveryLine(r, true, options.json);
+  if (!options.json && list.pending_size() + list.parked_size() == 0) {
+    text += options.parked_only ? "no parked deliveries\n" : "no pending or parked deliveries\n";
+  }
+  if (!options.json && list.truncated()) text += "(more not shown)\n";
+  std::fwrite(text.data(), 1, text.size(), out);
+  return 0;
+}
+
+int RunOutboxRetry(const OutboxRetryOptions& options, std::FILE* out, std::FILE* err) {
+  if (options.delivery_id == 0) {
+    std::fprintf(err, "tandemctl outbox retry: the delivery id is a positive number\n");
+    return kBadInput;
+  }
+  v1::Request request;
+  request.set_request_id("retry:" + std::to_string(options.delivery_id));
+  request.mutable_retry_delivery()->set_delivery_id(options.delivery_id);
+  int exit_status = 0;
+  auto reply = Ask(options.remote, request, err, &exit_status);
+  if (!reply.has_value()) return exit_status;
+  if (!reply->has_outbox() || reply->outbox().pending_size() != 1) {
+    std::fprintf(err, "tandemctl outbox retry: unexpected answer\n");
+    return kAnswerWasError;
+  }
+  const v1::OutboxRecord& r = reply->outbox().pending(0);
+  std::fprintf(out, "%llu re-queued %s %s\n", static_cast<unsigned long long>(r.sequence()),
+               r.channel().c_str(), r.effect().notification().notification_id().c_str());
+  return 0;
+}
+
 }  // namespace tandem::tandemctl

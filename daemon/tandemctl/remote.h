@@ -1,8 +1,10 @@
 #pragma once
 // The tandemctl commands that talk to a running tandemd over its ingest socket (a ZeroMQ
 // DEALER with Lazy Pirate retries, daemon/ingest/client.h): `publish` events from JSON lines,
-// `case show` one case, and list `deadlines`.
+// `case show` one case, list `deadlines`, and list the `outbox` or `outbox retry` a parked
+// delivery.
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -58,5 +60,31 @@ struct DeadlinesOptions {
 // one object per line: case_id, partnership, workflow, state, name, status, due, due_at,
 // explanation. Returns 0; 1 for a bad option; 2 for an error answer; 3 when no answer came.
 int RunDeadlines(const DeadlinesOptions& options, std::FILE* out, std::FILE* err);
+
+struct OutboxOptions {
+  RemoteOptions remote;
+  bool parked_only = false;
+  bool json = false;
+};
+
+// Lists the deliveries not yet delivered: pending (waiting for their first or next attempt) and
+// parked (in dead_letter, given up on), by delivery id, one line each:
+//   <id> pending|parked <channel> <address> attempts=<n> <next attempt or parked instant>
+//   <case_id> <kind> <notification_id> [<last error>]
+// With json, one object per line: id, state, channel, address, notification_id, case_id,
+// partnership, workflow, kind, roles, deadline, due_on, attempts, enqueued_at, next_attempt_at,
+// dead_lettered_at, last_error (never the subject or body). Returns 0; 1 for a bad option; 2
+// for an error answer; 3 when no answer came.
+int RunOutbox(const OutboxOptions& options, std::FILE* out, std::FILE* err);
+
+struct OutboxRetryOptions {
+  RemoteOptions remote;
+  uint64_t delivery_id = 0;
+};
+
+// Puts parked delivery `delivery_id` back in the outbox, to be delivered again from attempt 1,
+// and prints "<id> re-queued <channel> <notification_id>". Returns 0; 1 for a bad option; 2
+// when the daemon answered with an error (no such parked delivery); 3 when no answer came.
+int RunOutboxRetry(const OutboxRetryOptions& options, std::FILE* out, std::FILE* err);
 
 }  // namespace tandem::tandemctl

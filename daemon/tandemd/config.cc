@@ -2,8 +2,11 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
+#include <google/protobuf/util/message_differencer.h>
 
+#include <set>
 #include <string_view>
+#include <utility>
 
 #include "daemon/base/file.h"
 #include "daemon/engine/internal/yaml_proto.h"
@@ -21,7 +24,88 @@ outbox:
   max_attempts: 8
   initial_backoff_seconds: 5
   max_backoff_seconds: 3600
+channels:
+  - name: log
+    plugin: log
+  - name: jsonl
+    plugin: jsonl
+    config:
+      path: notifications.jsonl
+routes:
+  - channels:
+      - channel: log
+      - channel: jsonl
 )";
+
+bool IsChannelName(std::string_view name) {
+  if (name.empty()) return false;
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Checks the channel instances and routes of `config` as config.proto describes them. `lines`
+// and `origin` say where the operator's file put each field (the embedded defaults pass);
+// `routes_given` says whether the routes are the file's or the embedded ones.
+Status CheckChannelsAndRoutes(const v1::DaemonConfig& config,
+                              const engine::internal::LineMap& lines, std::string_view origin,
+                              bool routes_given) {
+  std::set<std::string, std::less<>> names;
+  for (int i = 0; i < config.channels_size(); ++i) {
+    const v1::ChannelInstance& channel = config.channels(i);
+    const std::string path = "channels[" + std::to_string(i) + "]";
+    if (!IsChannelName(channel.name())) {
+      return InvalidArgumentError(lines.Where(origin, path + ".name") +
+                                  ": a channel name is letters, digits, '_' and '-'");
+    }
+    if (!names.insert(channel.name()).second) {
+      return InvalidArgumentError(lines.Where(origin, path + ".name") + ": channel '" +
+                                  channel.name() + "' is defined twice");
+    }
+    if (channel.plugin().empty()) {
+      return InvalidArgumentError(lines.Where(origin, path) + ": names no plugin");
+    }
+  }
+  bool catch_all = false;
+  std::set<std::pair<std::string, std::string>> routed;
+  for (int i = 0; i < config.routes_size(); ++i) {
+    const v1::Route& route = config.routes(i);
+    const std::string path = "routes[" + std::to_string(i) + "]";
+    if (!routed.emplace(route.partnership(), route.role()).second) {
+      return InvalidArgumentError(
+          lines.Where(origin, path) + ": a second route for partnership '" + route.partnership() +
+          "' and role '" + route.role() + "' (empty means every one); merge them");
+    }
+    catch_all = catch_all || (route.partnership().empty() && route.role().empty());
+    if (route.channels_size() == 0) {
+      return InvalidArgumentError(lines.Where(origin, path) + ": lists no channels");
+    }
+    for (int j = 0; j < route.channels_size(); ++j) {
+      const std::string& name = route.channels(j).channel();
+      if (!names.contains(name) && !routes_given) {
+        return InvalidArgumentError(lines.Where(origin, "channels") +
+                                    ": these channels replace the embedded ones, and the "
+                                    "embedded route uses channel '" + name +
+                                    "': give routes too");
+      }
+      if (!names.contains(name)) {
+        return InvalidArgumentError(lines.Where(origin, path + ".channels[" + std::to_string(j) +
+                                                            "].channel") +
+                                    ": no channel named '" + name + "' is defined");
+      }
+    }
+  }
+  if (!catch_all) {
+    return InvalidArgumentError(
+        lines.Where(origin, "routes") +
+        ": no catch-all route (one with neither partnership nor role), so some notification "
+        "could have no channel; add one, e.g. to the log channel");
+  }
+  return OkStatus();
+}
 
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
@@ -53,6 +137,21 @@ void Diff(const Message& config, const Message& defaults, const std::string& pre
   for (int i = 0; i < d->field_count(); ++i) {
     const FieldDescriptor* f = d->field(i);
     const std::string key = prefix + f->name();
+    if (f->is_repeated()) {
+      // Lists (channels, routes) are logged by their size only: a channel's settings may hold
+      // a secret, and start-up logs each channel by name anyway.
+      const Reflection* r = config.GetReflection();
+      const int size = r->FieldSize(config, f);
+      bool same = size == defaults.GetReflection()->FieldSize(defaults, f);
+      for (int j = 0; same && j < size; ++j) {
+        // Field by field: serialized bytes of a Struct depend on its map's order.
+        same = google::protobuf::util::MessageDifferencer::Equals(
+            r->GetRepeatedMessage(config, f, j),
+            defaults.GetReflection()->GetRepeatedMessage(defaults, f, j));
+      }
+      if (!same) out->push_back(key + "=" + std::to_string(size) + " entries");
+      continue;
+    }
     if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       Diff(config.GetReflection()->GetMessage(config, f),
            defaults.GetReflection()->GetMessage(defaults, f), key + ".", out);
@@ -71,6 +170,8 @@ const v1::DaemonConfig& DefaultConfig() {
     auto parsed = engine::internal::ParseYamlInto(kDefaultYaml, "<embedded defaults>", config);
     // The embedded text is part of this program and parsed by every test of it.
     TANDEM_CHECK(parsed.ok());
+    TANDEM_CHECK(CheckChannelsAndRoutes(*config, *parsed, "<embedded defaults>", true).ok());
+    config->set_plugins_dir(TANDEM_PLUGIN_DIR);
     return config;
   }();
   return *defaults;
@@ -91,7 +192,11 @@ Result<v1::DaemonConfig> LoadConfig(const DaemonOptions& options) {
       return InvalidArgumentError(lines.Where(origin, "ingest.max_message_bytes") +
                                   ": must be positive");
     }
+    // Lists replace the defaults' lists as a whole: an operator who lists channels means those.
+    if (file.channels_size() > 0) config.clear_channels();
+    if (file.routes_size() > 0) config.clear_routes();
     config.MergeFrom(file);
+    TANDEM_RETURN_IF_ERROR(CheckChannelsAndRoutes(config, lines, origin, file.routes_size() > 0));
     if (config.outbox().initial_backoff_seconds() > config.outbox().max_backoff_seconds()) {
       const std::string_view path = file.outbox().initial_backoff_seconds() != 0
                                         ? "outbox.initial_backoff_seconds"
@@ -106,20 +211,12 @@ Result<v1::DaemonConfig> LoadConfig(const DaemonOptions& options) {
   }
   if (!options.workflows_dir.empty()) config.set_workflows_dir(options.workflows_dir);
   if (!options.calendar_file.empty()) config.set_calendar_file(options.calendar_file);
-  if (config.outbox().jsonl_path().empty()) {
-    config.mutable_outbox()->set_jsonl_path(
-        (std::filesystem::path(config.data_dir()) / "notifications.jsonl").string());
-  }
   return config;
 }
 
 std::vector<std::string> ChangedSettings(const v1::DaemonConfig& config) {
   std::vector<std::string> out;
-  v1::DaemonConfig defaults = DefaultConfig();
-  // The JSON-lines path follows the data directory unless it is set on its own.
-  defaults.mutable_outbox()->set_jsonl_path(
-      (std::filesystem::path(config.data_dir()) / "notifications.jsonl").string());
-  Diff(config, defaults, "", &out);
+  Diff(config, DefaultConfig(), "", &out);
   return out;
 }
 

@@ -26,11 +26,15 @@ struct DaemonOptions {
 const v1::DaemonConfig& DefaultConfig();
 
 // Returns the configuration: the defaults, then `options.config_file` when given (keys it sets
-// replace the defaults), then the command-line options, with outbox.jsonl_path filled in.
+// replace the defaults; a list it gives, channels or routes, replaces the default list), then
+// the command-line options.
 // Returns kNotFound if the file does not exist; kInvalidArgument naming the file, the line and
-// the field for a YAML error, an unknown key, a value of the wrong type, or a value out of
-// range (max_message_bytes and the outbox settings must be positive, initial back-off no more
-// than the maximum).
+// the field for a YAML error, an unknown key, a value of the wrong type, a value out of range
+// (max_message_bytes and the outbox settings must be positive, initial back-off no more than
+// the maximum), a channel name that is not letters, digits, '_' and '-' or is defined twice, a
+// channel without a plugin, a route without channels or naming an undefined channel, two routes
+// for one partnership and role, or no catch-all route. Plugins and addresses are checked when
+// the daemon loads the plugins (a start-up step), not here.
 Result<v1::DaemonConfig> LoadConfig(const DaemonOptions& options);
 
 // Returns one "key=value" string per setting of `config` that differs from DefaultConfig(), in

@@ -20,7 +20,13 @@
 #include "daemon/config/loader.h"
 #include "daemon/ingest/envelope.h"
 #include "daemon/ingest/router.h"
+#include <google/protobuf/util/json_util.h>
+
+#include <map>
+
 #include "daemon/outbox/outbox.h"
+#include "daemon/outbox/plugin.h"
+#include "daemon/outbox/routes.h"
 #include "daemon/outbox/sink.h"
 #include "daemon/store/store.h"
 #include "daemon/tandemd/engines.h"
@@ -50,15 +56,17 @@ class Daemon {
   ~Daemon() {
     // Threads that read the store stop before it closes, whatever path led here.
     readers_.join();
-    if (dispatcher_ != nullptr) dispatcher_->Stop();
+    for (auto& dispatcher : dispatchers_) dispatcher->Stop();
   }
 
   // The start-up steps, each logging one line or returning why it failed.
   Status Start() {
     TANDEM_RETURN_IF_ERROR(OpenStore());
     TANDEM_RETURN_IF_ERROR(LoadWorkflowsAndCalendar());
+    TANDEM_RETURN_IF_ERROR(LoadPlugins());
+    TANDEM_RETURN_IF_ERROR(WarnAboutUnconfiguredChannels());
     StartWriterAndTimers();
-    TANDEM_RETURN_IF_ERROR(StartOutbox());
+    StartOutbox();
     TANDEM_RETURN_IF_ERROR(BindIngest());
     signals_.add(SIGINT);
     signals_.add(SIGTERM);
@@ -67,7 +75,7 @@ class Daemon {
     // Recovery: every timer that fell due while the daemon was down fires now, in due order,
     // in bounded turns between which ingest is served.
     timers_->Start();
-    dispatcher_->Start();
+    for (auto& dispatcher : dispatchers_) dispatcher->Start();
     logger_->info("ready endpoint={} data_dir={} workflows={} pid={}", router_->endpoint(),
                   config_.data_dir(), WorkflowsLabel(), ::getpid());
     return OkStatus();
@@ -142,7 +150,9 @@ class Daemon {
                              (earliest_timer_set.has_value() && *earliest_timer_set < *armed))) {
         timers_->Rearm();
       }
-      if (notifications_added && dispatcher_ != nullptr) dispatcher_->Wake();
+      if (notifications_added) {
+        for (auto& dispatcher : dispatchers_) dispatcher->Wake();
+      }
     };
     hooks.on_fatal = [this](const Status& status) {
       logger_->critical("storage failed, acknowledging nothing more: {}", status.ToString());
@@ -166,40 +176,117 @@ class Daemon {
         std::make_unique<timers::TimerService>(io_.get_executor(), *store_, std::move(timer_hooks));
   }
 
-  Status StartOutbox() {
-    std::vector<std::unique_ptr<outbox::Sink>> sinks;
-    sinks.push_back(outbox::MakeLogSink(logger_));
-    auto jsonl = outbox::MakeJsonLinesSink(config_.outbox().jsonl_path());
-    if (!jsonl.ok()) return jsonl.status().WithPrefix("cannot open the notifications file");
-    sinks.push_back(std::move(jsonl).value());
+  // Loads the plugin of each channel instance (each plugin once, logging its name, version and
+  // path), creates the instances, checks every route's address with its channel's plugin, and
+  // gives the store the routes, so each notification is written once per channel.
+  Status LoadPlugins() {
+    const std::filesystem::path dir = config_.plugins_dir();
+    std::map<std::string, std::shared_ptr<const outbox::PluginLibrary>, std::less<>> libraries;
+    for (const v1::ChannelInstance& channel : config_.channels()) {
+      auto& library = libraries[channel.plugin()];
+      if (library == nullptr) {
+        auto loaded = outbox::PluginLibrary::Load(outbox::PluginPath(dir, channel.plugin()));
+        if (!loaded.ok()) {
+          return loaded.status().WithPrefix("cannot load plugin '" + channel.plugin() +
+                                            "' of channel '" + channel.name() + "'");
+        }
+        library = std::move(loaded).value();
+        if (library->name() != channel.plugin()) {
+          return InvalidArgumentError("plugin " + library->path().string() + " calls itself '" +
+                                      library->name() + "', not '" + channel.plugin() + "'");
+        }
+        logger_->info("plugin loaded name={} version={} path={}", library->name(),
+                      library->version(), library->path().string());
+      }
+      std::string settings;
+      google::protobuf::util::JsonPrintOptions json_options;
+      json_options.preserve_proto_field_names = true;
+      if (!google::protobuf::util::MessageToJsonString(channel.config(), &settings, json_options)
+               .ok()) {
+        return InvalidArgumentError("channel '" + channel.name() +
+                                    "': its config cannot be written as JSON");
+      }
+      auto sink = outbox::PluginSink::Create(library, channel.name(), settings,
+                                             config_.data_dir(), logger_);
+      if (!sink.ok()) return sink.status().WithPrefix("cannot configure a channel");
+      logger_->info("channel ready name={} plugin={}", channel.name(), channel.plugin());
+      sinks_.emplace(channel.name(), std::move(sink).value());
+    }
+    for (const v1::Route& route : config_.routes()) {
+      for (const v1::ChannelRef& ref : route.channels()) {
+        const Status ok = sinks_.at(ref.channel())->CheckAddress(ref.address());
+        if (!ok.ok()) {
+          return ok.WithPrefix("the route for partnership '" + route.partnership() +
+                               "' and role '" + route.role() + "' (empty: every one)");
+        }
+      }
+    }
+    // The routes are fixed for the daemon's life (a SIGHUP reloads workflows, not channels).
+    store_->SetNotificationRouter(
+        [routes = std::make_shared<const outbox::Routes>(config_.routes())](
+            const v1::Notification& notification) { return routes->For(notification); });
+    return OkStatus();
+  }
+
+  // Logs, per channel, the deliveries waiting in the outbox for a channel this configuration
+  // does not have (it was renamed or removed): they wait, undelivered, until it is back, and
+  // `tandemctl outbox` lists them. One read of the outbox at start-up.
+  Status WarnAboutUnconfiguredChannels() {
+    std::map<std::string, uint64_t, std::less<>> waiting;
+    uint64_t after = 0;
+    while (true) {
+      TANDEM_ASSIGN_OR_RETURN(const std::vector<v1::OutboxRecord> page,
+                              store_->Outbox(4096, after));
+      for (const v1::OutboxRecord& record : page) {
+        after = record.sequence();
+        if (!sinks_.contains(record.channel())) ++waiting[record.channel()];
+      }
+      if (page.size() < 4096) break;
+    }
+    for (const auto& [channel, count] : waiting) {
+      logger_->warn("outbox: {} deliveries wait for channel '{}', which is not configured",
+                    count, channel);
+    }
+    return OkStatus();
+  }
+
+  // One dispatcher per channel instance, each on a thread of its own, so a slow or unreachable
+  // receiver holds back only its own channel's deliveries.
+  void StartOutbox() {
     outbox::DispatcherOptions options;
     options.max_attempts = config_.outbox().max_attempts();
     options.initial_backoff = std::chrono::seconds(config_.outbox().initial_backoff_seconds());
     options.max_backoff = std::chrono::seconds(config_.outbox().max_backoff_seconds());
     options.logger = logger_;
-    // The dispatcher reports from its own thread; outcomes are recorded on the writer thread,
-    // gathered so that a burst of deliveries shares one commit.
-    dispatcher_ = std::make_unique<outbox::Dispatcher>(
-        *store_, std::move(sinks), options, [this] { return Now(); },
-        [this](outbox::DeliveryResult result) {
-          asio::post(io_, [this, result = std::move(result)]() mutable {
-            deliveries_.push_back(std::move(result));
-            if (deliveries_flush_posted_) return;
-            deliveries_flush_posted_ = true;
-            asio::post(io_, [this] { FlushDeliveries(); });
-          });
-        });
-    logger_->info("outbox sinks=log,jsonl jsonl_path={} max_attempts={}",
-                  config_.outbox().jsonl_path(), options.max_attempts);
-    return OkStatus();
+    for (auto& [name, sink] : sinks_) {
+      std::vector<std::unique_ptr<outbox::Sink>> sinks;
+      sinks.push_back(std::move(sink));
+      // The dispatcher reports from its own thread; outcomes are recorded on the writer thread,
+      // gathered so that a burst of deliveries shares one commit.
+      dispatchers_.push_back(std::make_unique<outbox::Dispatcher>(
+          *store_, std::move(sinks), options, [this] { return Now(); },
+          [this](outbox::DeliveryResult result) {
+            asio::post(io_, [this, result = std::move(result)]() mutable {
+              deliveries_.push_back(std::move(result));
+              if (deliveries_flush_posted_) return;
+              deliveries_flush_posted_ = true;
+              asio::post(io_, [this] { FlushDeliveries(); });
+            });
+          }));
+    }
+    sinks_.clear();
+    logger_->info("outbox channels={} max_attempts={}", dispatchers_.size(),
+                  options.max_attempts);
   }
 
   void FlushDeliveries() {
     deliveries_flush_posted_ = false;
     std::vector<outbox::DeliveryResult> results = std::move(deliveries_);
     deliveries_.clear();
-    writer_->RecordDeliveries(
-        results, [this](const outbox::DeliveryResult& r) { dispatcher_->Recorded(r); });
+    writer_->RecordDeliveries(results, [this](const outbox::DeliveryResult& r) {
+      // Each dispatcher ignores the outcomes of other channels' records.
+      for (auto& dispatcher : dispatchers_) dispatcher->Recorded(r);
+    });
   }
 
   Status BindIngest() {
@@ -242,8 +329,12 @@ class Daemon {
       case v1::Request::kPublish:
         writer_->Publish(peer, *request);
         return;
+      case v1::Request::kRetryDelivery:
+        writer_->RetryDelivery(peer, *request);
+        return;
       case v1::Request::kQueryCase:
       case v1::Request::kListDeadlines:
+      case v1::Request::kListOutbox:
         PostQuery(peer, std::move(request).value());
         return;
       case v1::Request::KIND_NOT_SET:
@@ -253,7 +344,8 @@ class Daemon {
         peer, ingest::RejectedReply(request->request_id(), "",
                                     InvalidArgumentError("request carries no kind this daemon "
                                                          "knows (publish, query_case, "
-                                                         "list_deadlines)")));
+                                                         "list_deadlines, list_outbox, "
+                                                         "retry_delivery)")));
   }
 
   void PostQuery(const ingest::Peer& peer, v1::Request request) {
@@ -268,6 +360,14 @@ class Daemon {
           *reply.mutable_case_view() = std::move(view).value();
         } else {
           failed = view.status();
+        }
+      } else if (request.has_list_outbox()) {
+        auto list = ListOutbox(*store_, request.list_outbox());
+        if (list.ok()) {
+          reply.set_request_id(request.request_id());
+          *reply.mutable_outbox() = std::move(list).value();
+        } else {
+          failed = list.status();
         }
       } else {
         auto list = ListDeadlines(*store_, calendar, request.list_deadlines(), now);
@@ -330,7 +430,7 @@ class Daemon {
     if (router_ != nullptr) router_->Close();
     readers_.join();
     if (timers_ != nullptr) timers_->Stop();
-    if (dispatcher_ != nullptr) dispatcher_->Stop();
+    for (auto& dispatcher : dispatchers_) dispatcher->Stop();
     signals_.cancel();
   }
 
@@ -342,7 +442,9 @@ class Daemon {
   std::unique_ptr<Engines> engines_;
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<timers::TimerService> timers_;
-  std::unique_ptr<outbox::Dispatcher> dispatcher_;
+  // The channel instances, until StartOutbox hands each to its dispatcher.
+  std::map<std::string, std::unique_ptr<outbox::PluginSink>, std::less<>> sinks_;
+  std::vector<std::unique_ptr<outbox::Dispatcher>> dispatchers_;
   std::vector<outbox::DeliveryResult> deliveries_;
   bool deliveries_flush_posted_ = false;
   std::unique_ptr<ingest::Router> router_;

@@ -83,4 +83,25 @@ Result<v1::DeadlineList> ListDeadlines(const store::Store& store,
   return list;
 }
 
+Result<v1::OutboxList> ListOutbox(const store::Store& store, const v1::ListOutbox& query) {
+  const std::size_t limit = query.limit() == 0 ? 1000 : query.limit();
+  v1::OutboxList list;
+  // One more than asked tells whether there were more.
+  if (!query.parked_only()) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<v1::OutboxRecord> pending, store.Outbox(limit + 1));
+    if (pending.size() > limit) {
+      pending.resize(limit);
+      list.set_truncated(true);
+    }
+    for (v1::OutboxRecord& record : pending) *list.add_pending() = std::move(record);
+  }
+  TANDEM_ASSIGN_OR_RETURN(std::vector<v1::OutboxRecord> parked, store.DeadLetters(limit + 1));
+  if (parked.size() > limit) {
+    parked.resize(limit);
+    list.set_truncated(true);
+  }
+  for (v1::OutboxRecord& record : parked) *list.add_parked() = std::move(record);
+  return list;
+}
+
 }  // namespace tandem::tandemd

@@ -1,6 +1,7 @@
 #pragma once
 // The daemon's read-only requests, answered from committed state: query_case (the case, its
-// events and its timeline) and list_deadlines (open and breached deadlines of open cases).
+// events and its timeline), list_deadlines (open and breached deadlines of open cases) and
+// list_outbox (deliveries pending and parked).
 // They read the store's snapshots and never touch the writer's state, so they run on a reader
 // thread and never delay an acknowledgement (DESIGN, "One writer").
 
@@ -26,5 +27,10 @@ Result<v1::CaseView> QueryCase(const store::Store& store, const v1::QueryCase& q
 Result<v1::DeadlineList> ListDeadlines(const store::Store& store,
                                        const calendar::WorkingDayCalendar& calendar,
                                        const v1::ListDeadlines& query, calendar::Instant now);
+
+// Returns the deliveries not yet delivered, in delivery id order: up to query.limit() (1000
+// when 0) pending in the outbox, unless query.parked_only(), and as many parked in
+// dead_letter; `truncated` when either had more. Store errors as QueryCase. Thread-safe.
+Result<v1::OutboxList> ListOutbox(const store::Store& store, const v1::ListOutbox& query);
 
 }  // namespace tandem::tandemd

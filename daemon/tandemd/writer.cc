@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <utility>
 #include <string_view>
 
 #include "daemon/engine/engine.h"
@@ -92,6 +93,26 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
                  : ingest::RejectedReply(request.request_id(), event_id, why));
 }
 
+void Writer::RetryDelivery(const ingest::Peer& peer, const v1::Request& request) {
+  if (failed()) return;
+  OpenTurn();
+  const uint64_t id = request.retry_delivery().delivery_id();
+  Result<v1::OutboxRecord> requeued = batch_->Requeue(id, turn_now_);
+  v1::Reply reply;
+  if (requeued.ok()) {
+    requeued_ = true;
+    reply.set_request_id(request.request_id());
+    *reply.mutable_outbox()->add_pending() = std::move(requeued).value();
+    spdlog::info("delivery re-queued by an operator: outbox_sequence={}", id);
+  } else if (requeued.status().code() == StatusCode::kNotFound) {
+    reply = ingest::ErrorReply(request.request_id(), requeued.status());
+  } else {
+    Fail(requeued.status().WithPrefix("re-queueing a delivery"));
+    return;
+  }
+  replies_.emplace_back(peer, reply.SerializeAsString());
+}
+
 Status Writer::Apply(const v1::Event& event, int depth) {
   // The case as this turn left it, else as committed; a working copy the engine may take.
   std::optional<v1::CaseState> working;
@@ -169,12 +190,13 @@ Status Writer::Commit(store::Batch&& batch, bool timers_changed,
   if (failed()) return failure_;
   const uint64_t outbox_before = store_.last_outbox_sequence();
   const Status status = store_.Commit(std::move(batch), /*sync=*/true);
+  const bool requeued = std::exchange(requeued_, false);
   if (!status.ok()) {
     Fail(status.WithPrefix("commit"));
     return failure_;
   }
   hooks_.on_committed(timers_changed, earliest_timer_set,
-                      store_.last_outbox_sequence() != outbox_before);
+                      requeued || store_.last_outbox_sequence() != outbox_before);
   return OkStatus();
 }
 

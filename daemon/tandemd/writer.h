@@ -56,6 +56,13 @@ class Writer {
   // REQUIRES: request.has_publish().
   void Publish(const ingest::Peer& peer, const v1::Request& request);
 
+  // Handles one retry_delivery request of the current turn: moves the parked delivery back to
+  // the outbox in this turn's batch and queues an OutboxList reply holding it as now pending,
+  // or an Error reply (not_found) when no such delivery is parked. The reply goes out at
+  // EndTurn, after the commit; the outbox is woken then.
+  // REQUIRES: request.has_retry_delivery().
+  void RetryDelivery(const ingest::Peer& peer, const v1::Request& request);
+
   // Queues a reply that needs no commit (a body that is not a Request), to go out at EndTurn
   // in order with the turn's other replies.
   void QueueReply(const ingest::Peer& peer, const v1::Reply& reply);
@@ -105,6 +112,7 @@ class Writer {
   std::optional<store::Batch> batch_;
   calendar::Instant turn_now_{};
   bool timers_changed_ = false;
+  bool requeued_ = false;  // a parked delivery went back to the outbox this turn
   std::optional<calendar::Instant> earliest_timer_set_;
   google::protobuf::Arena arena_;
   v1::Timeline* timeline_ = nullptr;  // on arena_, while a turn is open

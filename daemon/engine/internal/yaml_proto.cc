@@ -1,12 +1,16 @@
 #include "daemon/engine/internal/yaml_proto.h"
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/struct.pb.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <limits>
 #include <set>
+
+#include "daemon/base/check.h"
 
 namespace tandem::engine::internal {
 namespace {
@@ -98,10 +102,70 @@ class Converter {
   Status Submessage(const YAML::Node& node, const std::string& path,
                     google::protobuf::Message* sub) {
     const Descriptor* d = sub->GetDescriptor();
+    if (d->full_name() == "google.protobuf.Struct") {
+      // Free-form settings (a plugin's own configuration): any mapping, checked by its reader.
+      auto* object = dynamic_cast<google::protobuf::Struct*>(sub);
+      // Struct fields are always the generated type: this file links struct.pb.
+      TANDEM_CHECK(object != nullptr);
+      if (!node.IsMap()) return Error(node, path, "expected a mapping");
+      google::protobuf::Value value;
+      TANDEM_RETURN_IF_ERROR(FreeForm(node, path, &value));
+      *object = value.struct_value();
+      return OkStatus();
+    }
     if (node.IsSequence() && d->field_count() == 1 && d->field(0)->is_repeated()) {
       return Field(node, path, sub, d->field(0));
     }
     return Message(node, path, sub);
+  }
+
+  // Any YAML value as a google.protobuf.Value. A plain scalar that reads as true/false, null or
+  // a number is one (as in JSON); a quoted scalar is always a string.
+  Status FreeForm(const YAML::Node& node, const std::string& path, google::protobuf::Value* out) {
+    if (node.IsMap()) {
+      google::protobuf::Struct* object = out->mutable_struct_value();
+      for (const auto& kv : node) {
+        const std::string key = kv.first.Scalar();
+        const std::string key_path = path + "." + key;
+        lines_->Record(key_path, kv.first.Mark().line + 1);
+        if (object->fields().contains(key)) return Error(kv.first, key_path, "given twice");
+        TANDEM_RETURN_IF_ERROR(FreeForm(kv.second, key_path, &(*object->mutable_fields())[key]));
+      }
+      return OkStatus();
+    }
+    if (node.IsSequence()) {
+      google::protobuf::ListValue* list = out->mutable_list_value();
+      for (std::size_t i = 0; i < node.size(); ++i) {
+        TANDEM_RETURN_IF_ERROR(
+            FreeForm(node[i], path + "[" + std::to_string(i) + "]", list->add_values()));
+      }
+      return OkStatus();
+    }
+    if (!node.IsDefined() || node.IsNull()) {
+      out->set_null_value(google::protobuf::NULL_VALUE);
+      return OkStatus();
+    }
+    const std::string& text = node.Scalar();
+    if (node.Tag() == "?") {  // plain, not quoted
+      if (text == "true" || text == "false") {
+        out->set_bool_value(text == "true");
+        return OkStatus();
+      }
+      // Only what reads as a number in YAML and JSON alike: from_chars also takes "nan" and
+      // "inf", which are words in YAML and have no JSON form.
+      double number = 0;
+      const bool numeric_start =
+          !text.empty() && (std::isdigit(static_cast<unsigned char>(text[0])) ||
+                            text[0] == '-' || text[0] == '+' || text[0] == '.');
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+      if (numeric_start && ec == std::errc() && end == text.data() + text.size() &&
+          std::isfinite(number)) {
+        out->set_number_value(number);
+        return OkStatus();
+      }
+    }
+    out->set_string_value(text);
+    return OkStatus();
   }
 
   Status Map(const YAML::Node& node, const std::string& path, google::protobuf::Message* msg,

@@ -1,14 +1,11 @@
 #include "daemon/outbox/outbox.h"
 
 #include <gmock/gmock.h>
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -26,6 +23,7 @@ namespace {
 using std::chrono::seconds;
 using test::At;
 using test::Attempt;
+using test::AttemptOf;
 using test::FakeClock;
 using test::Journal;
 using test::OutboxSequences;
@@ -53,9 +51,11 @@ class DispatcherTest : public ::testing::Test {
     ASSERT_NE(store_, nullptr);
   }
 
-  // Opens each case, then fires every pending timer in due order: three notifications per
-  // case, the cases' interleaved by due instant.
-  void Fill(const std::vector<std::string>& case_ids) {
+  // Routes every notification to each of `channels` (so each has one outbox record per channel,
+  // with consecutive sequences, in that order), opens each case, then fires every pending timer
+  // in due order: three notifications per case, the cases' interleaved by due instant.
+  void Fill(const std::vector<std::string>& case_ids, const std::vector<std::string>& channels) {
+    store_->SetNotificationRouter(test::RouteTo(channels));
     for (const std::string& case_id : case_ids) {
       ASSERT_TRUE(test::AcceptIncident(*store_, "e-" + case_id, case_id));
     }
@@ -68,8 +68,17 @@ class DispatcherTest : public ::testing::Test {
     writer_ = std::make_unique<TestWriter>(store_.get(), &clock_, automatic);
     dispatcher_ = std::make_unique<Dispatcher>(*store_, std::move(sinks), std::move(options),
                                                clock_.Function(), writer_->Callback());
-    writer_->set_dispatcher(dispatcher_.get());
+    writer_->add_dispatcher(dispatcher_.get());
     return *dispatcher_;
+  }
+
+  // Makes another dispatcher (not started) on the same store, reporting to the same writer, as
+  // tandemd runs one per channel instance. REQUIRES: Make was called.
+  Dispatcher& MakeAnother(std::vector<std::unique_ptr<Sink>> sinks, DispatcherOptions options) {
+    more_.push_back(std::make_unique<Dispatcher>(*store_, std::move(sinks), std::move(options),
+                                                 clock_.Function(), writer_->Callback()));
+    writer_->add_dispatcher(more_.back().get());
+    return *more_.back();
   }
 
   std::unique_ptr<Sink> Recording(const std::string& name, int failures = 0,
@@ -78,6 +87,18 @@ class DispatcherTest : public ::testing::Test {
   }
 
   bool OutboxEmpty() { return OutboxSequences(*store_).empty(); }
+
+  // The sequences of the pending outbox records of `channel`.
+  std::vector<uint64_t> OnChannel(const std::string& channel) {
+    auto records = store_->Outbox(10000);
+    EXPECT_TRUE(records.ok()) << records.status().ToString();
+    std::vector<uint64_t> out;
+    if (!records.ok()) return out;
+    for (const auto& r : *records) {
+      if (r.channel() == channel) out.push_back(r.sequence());
+    }
+    return out;
+  }
 
   // The store's audit records of delivered / dead-lettered notifications.
   std::vector<v1::AuditRecord> AuditOf(bool delivered) {
@@ -99,66 +120,65 @@ class DispatcherTest : public ::testing::Test {
   Journal journal_;
   std::unique_ptr<TestWriter> writer_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  std::vector<std::unique_ptr<Dispatcher>> more_;
 };
 
-TEST_F(DispatcherTest, DeliversEveryRecordToEverySinkInOrderAndEmptiesTheOutbox) {
-  Fill({"SI-1", "SI-2"});
-  const std::vector<uint64_t> sequences = OutboxSequences(*store_);
-  ASSERT_EQ(sequences.size(), 6u);
-  const auto jsonl = dir_.path() / "out" / "notifications.jsonl";
-  auto file_sink = MakeJsonLinesSink(jsonl);
-  ASSERT_TRUE(file_sink.ok()) << file_sink.status().ToString();
+TEST_F(DispatcherTest, DeliversEachRecordToTheSinkOfItsChannelInOrderAndEmptiesTheOutbox) {
+  Fill({"SI-1", "SI-2"}, {"a", "b"});
+  auto records = store_->Outbox(100);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  // Six notifications, each with a record for a and then one for b.
+  ASSERT_EQ(records->size(), 12u);
+  std::vector<uint64_t> sequences;
+  std::vector<std::string> notification_ids;
+  for (std::size_t i = 0; i < records->size(); ++i) {
+    const v1::OutboxRecord& r = (*records)[i];
+    ASSERT_EQ(r.channel(), i % 2 == 0 ? "a" : "b") << i;
+    sequences.push_back(r.sequence());
+    if (i % 2 == 0) notification_ids.push_back(r.effect().notification().notification_id());
+  }
   std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(Recording("b"));  // the order of the sinks is not the order of delivery
   sinks.push_back(Recording("a"));
-  sinks.push_back(Recording("b"));
-  sinks.push_back(std::move(file_sink).value());
   Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());
   dispatcher.Start();
 
   ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
   dispatcher.Stop();
-  EXPECT_EQ(journal_.Sequences("a"), sequences);
-  EXPECT_EQ(journal_.Sequences("b"), sequences);
-  // Each record goes to the sinks in their order before the next record.
+  // Each record went once, to the sink of its channel, with the route's address, in sequence
+  // order; so each sink saw every notification once, in order.
   const auto attempts = journal_.attempts();
   ASSERT_EQ(attempts.size(), 12u);
+  std::vector<std::string> ids_a;
+  std::vector<std::string> ids_b;
   for (std::size_t i = 0; i < attempts.size(); ++i) {
-    EXPECT_EQ(attempts[i].sink, i % 2 == 0 ? "a" : "b");
-    EXPECT_EQ(attempts[i].sequence, sequences[i / 2]);
+    EXPECT_EQ(attempts[i].sequence, sequences[i]) << i;
+    EXPECT_EQ(attempts[i].sink, i % 2 == 0 ? "a" : "b") << i;
+    EXPECT_EQ(attempts[i].channel, attempts[i].sink) << i;
+    EXPECT_EQ(attempts[i].address, "addr-" + attempts[i].sink) << i;
+    EXPECT_TRUE(attempts[i].ok);
+    (attempts[i].sink == "a" ? ids_a : ids_b).push_back(attempts[i].notification_id);
   }
+  EXPECT_EQ(ids_a, notification_ids);
+  EXPECT_EQ(ids_b, notification_ids);
   for (const DeliveryResult& r : writer_->reported()) {
     EXPECT_EQ(r.kind, Kind::kDelivered);
     EXPECT_EQ(r.attempts, 1u);
     EXPECT_TRUE(r.error.empty());
   }
-  EXPECT_EQ(writer_->reported().size(), 6u);
+  EXPECT_EQ(writer_->reported().size(), 12u);
   const auto delivered = AuditOf(true);
-  ASSERT_EQ(delivered.size(), 6u);
-  for (const auto& r : delivered) EXPECT_EQ(r.notification_delivered().attempts(), 1u);
+  ASSERT_EQ(delivered.size(), 12u);
+  for (std::size_t i = 0; i < delivered.size(); ++i) {
+    EXPECT_EQ(delivered[i].notification_delivered().attempts(), 1u);
+    EXPECT_EQ(delivered[i].notification_delivered().outbox_sequence(), sequences[i]);
+    EXPECT_EQ(delivered[i].notification_delivered().channel(), i % 2 == 0 ? "a" : "b");
+  }
   EXPECT_TRUE(store_->DeadLetters(10)->empty());
-
-  // The file holds one JSON object per notification, in sequence order.
-  std::ifstream in(jsonl);
-  std::vector<std::string> ids;
-  for (std::string line; std::getline(in, line);) {
-    google::protobuf::Struct object;
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &object).ok()) << line;
-    ids.push_back(object.fields()
-                      .at("notification")
-                      .struct_value()
-                      .fields()
-                      .at("notification_id")
-                      .string_value());
-  }
-  std::vector<std::string> expected;
-  for (const Attempt& a : attempts) {
-    if (a.sink == "a") expected.push_back(a.notification_id);
-  }
-  EXPECT_EQ(ids, expected);
 }
 
 TEST_F(DispatcherTest, RetriesWithExponentialBackoffOnTheInjectedClock) {
-  Fill({"SI-1"});
+  Fill({"SI-1"}, {"flaky"});
   ASSERT_THAT(OutboxSequences(*store_), ElementsAre(1, 2, 3));
   DispatcherOptions options = TestOptions();
   options.initial_backoff = seconds(5);
@@ -225,7 +245,7 @@ TEST_F(DispatcherTest, RetriesWithExponentialBackoffOnTheInjectedClock) {
 }
 
 TEST_F(DispatcherTest, JitteredBackoffStaysWithinItsBoundsWithAFixedSeed) {
-  Fill({"SI-1"});
+  Fill({"SI-1"}, {"down"});
   DispatcherOptions options = TestOptions();
   options.initial_backoff = seconds(100);
   options.max_backoff = seconds(100000);
@@ -256,7 +276,7 @@ TEST_F(DispatcherTest, JitteredBackoffStaysWithinItsBoundsWithAFixedSeed) {
 }
 
 TEST_F(DispatcherTest, DeadLettersARecordAfterMaxAttemptsThenDeliversTheRestOfItsCase) {
-  Fill({"SI-1"});
+  Fill({"SI-1"}, {"broken"});
   DispatcherOptions options = TestOptions();
   options.max_attempts = 3;
   std::vector<std::unique_ptr<Sink>> sinks;
@@ -291,11 +311,12 @@ TEST_F(DispatcherTest, DeadLettersARecordAfterMaxAttemptsThenDeliversTheRestOfIt
   ASSERT_EQ(audit.size(), 1u);
   EXPECT_EQ(audit[0].notification_dead_lettered().attempts(), 3u);
   EXPECT_EQ(audit[0].notification_dead_lettered().notification_id(), "SI-1:timer:1:1");
+  EXPECT_EQ(audit[0].notification_dead_lettered().channel(), "broken");
   EXPECT_THAT(journal_.Sequences("broken", true), ElementsAre(1, 1, 1, 2, 3));
 }
 
 TEST_F(DispatcherTest, CountsTheAttemptsTheStoreAlreadyRecorded) {
-  Fill({"SI-1"});
+  Fill({"SI-1"}, {"down"});
   // A previous run failed record 1 seven times.
   store::Batch batch = store_->NewBatch();
   ASSERT_TRUE(batch.Reschedule(1, 7, clock_.Now(), "earlier failure").ok());
@@ -313,7 +334,7 @@ TEST_F(DispatcherTest, CountsTheAttemptsTheStoreAlreadyRecorded) {
 }
 
 TEST_F(DispatcherTest, DoesNotDeliverARecordAgainWhileItsOutcomeAwaitsTheWriter) {
-  Fill({"SI-1", "SI-2"});
+  Fill({"SI-1", "SI-2"}, {"s"});
   std::vector<std::unique_ptr<Sink>> sinks;
   // Record 1 fails once: its row still says "due now" until the writer records the retry.
   sinks.push_back(Recording("s", 1, [](const v1::OutboxRecord& r) { return r.sequence() == 1; }));
@@ -353,8 +374,7 @@ class HookSink final : public Sink {
   std::string_view name() const override { return "hook"; }
   Status Deliver(const v1::OutboxRecord& record) override {
     if (record.sequence() == sequence_ && hook_) std::exchange(hook_, nullptr)();
-    journal_->Add({"hook", record.sequence(), record.effect().case_id(),
-                   record.effect().notification().notification_id(), record.attempts(), true});
+    journal_->Add(AttemptOf("hook", record, true));
     return OkStatus();
   }
 
@@ -367,7 +387,7 @@ class HookSink final : public Sink {
 // A scan reads a page, then delivers its records one by one. If the writer records the results
 // of an earlier scan meanwhile, rows of that page it just removed must not go out again.
 TEST_F(DispatcherTest, ARecordTheWriterRecordsDuringAScanIsNotDeliveredAgainFromItsPage) {
-  Fill({"SI-1", "SI-2"});
+  Fill({"SI-1", "SI-2"}, {"hook"});
   const std::vector<uint64_t> first_case = OutboxSequences(*store_, "SI-1");
   const std::vector<uint64_t> second_case = OutboxSequences(*store_, "SI-2");
   ASSERT_FALSE(first_case.empty());
@@ -406,7 +426,7 @@ TEST_F(DispatcherTest, ARecordTheWriterRecordsDuringAScanIsNotDeliveredAgainFrom
 }
 
 TEST_F(DispatcherTest, AFailingRecordHoldsBackItsOwnCaseOnly) {
-  Fill({"SI-1", "SI-2"});
+  Fill({"SI-1", "SI-2"}, {"s"});
   const std::vector<uint64_t> si1 = OutboxSequences(*store_, "SI-1");
   const std::vector<uint64_t> si2 = OutboxSequences(*store_, "SI-2");
   ASSERT_EQ(si1.size(), 3u);
@@ -442,14 +462,14 @@ TEST_F(DispatcherTest, WakePicksUpRowsCommittedAfterStart) {
   Dispatcher& dispatcher = Make(std::move(sinks), options);
   dispatcher.Start();
   ASSERT_TRUE(WaitUntil([&] { return dispatcher.ScansForTest() >= 1; }));
-  writer_->Locked([&] { Fill({"SI-1"}); });
+  writer_->Locked([&] { Fill({"SI-1"}, {"s"}); });
   dispatcher.Wake();
   ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
   EXPECT_THAT(journal_.Sequences("s"), ElementsAre(1, 2, 3));
 }
 
 TEST_F(DispatcherTest, SleepsUntilTheEarliestRetryIsDueWithoutBeingWoken) {
-  Fill({"SI-1"});
+  Fill({"SI-1"}, {"s"});
   DispatcherOptions options = TestOptions();
   options.idle_poll = std::chrono::minutes(10);
   options.initial_backoff = seconds(1);
@@ -473,7 +493,7 @@ TEST_F(DispatcherTest, SleepsUntilTheEarliestRetryIsDueWithoutBeingWoken) {
 }
 
 TEST_F(DispatcherTest, StopWhileABackoffIsPendingReturnsPromptly) {
-  Fill({"SI-1"});
+  Fill({"SI-1"}, {"down"});
   DispatcherOptions options = TestOptions();
   options.idle_poll = std::chrono::minutes(10);
   options.initial_backoff = seconds(3600);
@@ -491,7 +511,7 @@ TEST_F(DispatcherTest, StopWhileABackoffIsPendingReturnsPromptly) {
 }
 
 TEST_F(DispatcherTest, StopFinishesTheDeliveryInProgressAndDeliversNothingAfter) {
-  Fill({"SI-1"});
+  Fill({"SI-1"}, {"blocking"});
   std::promise<void> entered;
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
@@ -544,6 +564,206 @@ TEST_F(DispatcherTest, StopBeforeStartIsANoOp) {
   dispatcher.Stop();
   dispatcher.Stop();
   EXPECT_EQ(dispatcher.ScansForTest(), 0u);
+}
+
+// ---- Channels: each record goes to the sink its channel names, in the dispatcher that has it.
+
+// tandemd runs one dispatcher per channel instance on one store: each must leave the other
+// channels' records alone (neither deliver nor report them, nor let them hold its own back).
+TEST_F(DispatcherTest, RecordsOfAChannelWithoutASinkAreLeftForTheDispatcherThatHasIt) {
+  Fill({"SI-1"}, {"a", "b"});
+  const std::vector<uint64_t> on_a = OnChannel("a");
+  const std::vector<uint64_t> on_b = OnChannel("b");
+  ASSERT_THAT(on_a, ElementsAre(1, 3, 5));
+  ASSERT_THAT(on_b, ElementsAre(2, 4, 6));
+  // b's first record waits an hour: were it not skipped, it would hold back the case's later
+  // records (3 and 5) in this dispatcher.
+  {
+    store::Batch batch = store_->NewBatch();
+    ASSERT_TRUE(batch.Reschedule(2, 0, clock_.Now() + seconds(3600), "test").ok());
+    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+  }
+  auto before = store_->Outbox(100);
+  ASSERT_TRUE(before.ok());
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(Recording("a"));
+  Dispatcher& first = Make(std::move(sinks), TestOptions());
+  first.Start();
+
+  ASSERT_TRUE(WaitUntil([&] { return OutboxSequences(*store_) == on_b; }));
+  ASSERT_TRUE(Settle(first));
+  ASSERT_TRUE(Settle(first));
+  EXPECT_EQ(journal_.Sequences("a", true), on_a);
+  EXPECT_EQ(journal_.size(), 3u);
+  std::vector<uint64_t> reported;
+  for (const DeliveryResult& r : writer_->reported()) {
+    EXPECT_EQ(r.kind, Kind::kDelivered);
+    reported.push_back(r.sequence);
+  }
+  EXPECT_EQ(reported, on_a);
+  // b's rows are as they were: not attempted, not rescheduled.
+  auto after = store_->Outbox(100);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 3u);
+  for (const v1::OutboxRecord& r : *after) {
+    const auto was = std::find_if(before->begin(), before->end(),
+                                  [&](const auto& b) { return b.sequence() == r.sequence(); });
+    ASSERT_NE(was, before->end());
+    EXPECT_EQ(r.SerializeAsString(), was->SerializeAsString()) << r.sequence();
+  }
+
+  // A second dispatcher, with a b sink, delivers them: in the case's order, so none before the
+  // waiting one is due. The first delivers nothing more.
+  std::vector<std::unique_ptr<Sink>> more;
+  more.push_back(Recording("b"));
+  Dispatcher& second = MakeAnother(std::move(more), TestOptions());
+  second.Start();
+  ASSERT_TRUE(Settle(second));
+  EXPECT_EQ(journal_.Sequences("b", true), std::vector<uint64_t>{});
+  EXPECT_EQ(OutboxSequences(*store_), on_b);
+  clock_.Advance(seconds(3600));
+  second.Wake();
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  ASSERT_TRUE(Settle(first));
+  ASSERT_TRUE(Settle(second));
+  EXPECT_EQ(journal_.Sequences("a", true), on_a);
+  EXPECT_EQ(journal_.Sequences("b", true), on_b);
+  EXPECT_EQ(writer_->reported().size(), 6u);
+  for (const Attempt& a : journal_.attempts()) EXPECT_EQ(a.channel, a.sink) << a.sequence;
+}
+
+// Per-case order is kept per channel: a record of channel a waiting for its retry holds back
+// a's later records of the case, not b's (each channel has its own dispatcher in tandemd).
+TEST_F(DispatcherTest, ARetryOnOneChannelDoesNotHoldBackAnotherChannelsRecordsOfTheCase) {
+  Fill({"SI-1"}, {"a", "b"});
+  const std::vector<uint64_t> on_a = OnChannel("a");
+  const std::vector<uint64_t> on_b = OnChannel("b");
+  ASSERT_THAT(on_a, ElementsAre(1, 3, 5));
+  ASSERT_THAT(on_b, ElementsAre(2, 4, 6));
+  std::vector<std::unique_ptr<Sink>> sinks_a;
+  sinks_a.push_back(Recording("a", 1, [](const v1::OutboxRecord& r) { return r.sequence() == 1; }));
+  std::vector<std::unique_ptr<Sink>> sinks_b;
+  sinks_b.push_back(Recording("b"));
+  Dispatcher& dispatcher_a = Make(std::move(sinks_a), TestOptions());  // back-off 5 s
+  Dispatcher& dispatcher_b = MakeAnother(std::move(sinks_b), TestOptions());
+  dispatcher_a.Start();
+  dispatcher_b.Start();
+
+  ASSERT_TRUE(WaitUntil([&] { return OutboxSequences(*store_) == on_a; }));
+  ASSERT_TRUE(Settle(dispatcher_a));
+  ASSERT_TRUE(Settle(dispatcher_b));
+  EXPECT_EQ(journal_.Sequences("b"), on_b);
+  EXPECT_THAT(journal_.Sequences("a", true), ElementsAre(1));  // 3 and 5 wait behind 1
+  EXPECT_EQ(OutboxSequences(*store_), on_a);
+
+  clock_.Advance(seconds(5));
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  EXPECT_THAT(journal_.Sequences("a", true), ElementsAre(1, 1, 3, 5));
+  EXPECT_EQ(journal_.Sequences("b", true), on_b);
+}
+
+TEST_F(DispatcherTest, AnUnavailableSinkIsRetriedNotParked) {
+  Fill({"SI-1"}, {"s"});
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(Recording("s", 1, [](const v1::OutboxRecord& r) { return r.sequence() == 1; }));
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());  // max_attempts 8
+  dispatcher.Start();
+  ASSERT_TRUE(writer_->WaitReported(1));
+  ASSERT_TRUE(Settle(dispatcher));
+  const DeliveryResult r = writer_->reported()[0];
+  EXPECT_EQ(r.kind, Kind::kRetry);
+  EXPECT_EQ(r.attempts, 1u);
+  EXPECT_EQ(r.error, "s: unavailable: test sink s is down");
+  EXPECT_TRUE(store_->DeadLetters(10)->empty());
+  EXPECT_THAT(OutboxSequences(*store_), ElementsAre(1, 2, 3));
+
+  clock_.Advance(seconds(5));
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  EXPECT_THAT(journal_.Sequences("s", true), ElementsAre(1, 1, 2, 3));
+  EXPECT_TRUE(store_->DeadLetters(10)->empty());
+}
+
+// Any sink error but kUnavailable is permanent (a refused address, a 4xx, a broken plugin): the
+// record is parked at once, whatever attempts remain, and its case goes on.
+class PermanentErrorTest : public DispatcherTest,
+                           public ::testing::WithParamInterface<StatusCode> {};
+
+TEST_P(PermanentErrorTest, DeadLettersAtTheFirstAttemptWithTheErrorAndTheCaseGoesOn) {
+  Fill({"SI-1"}, {"s"});
+  ASSERT_THAT(OutboxSequences(*store_), ElementsAre(1, 2, 3));
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::make_unique<ScriptedSink>(
+      "s", &journal_, 1, [](const v1::OutboxRecord& r) { return r.sequence() == 1; }, GetParam()));
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());  // max_attempts 8
+  dispatcher.Start();
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  ASSERT_TRUE(Settle(dispatcher));
+
+  const std::string error =
+      "s: " + std::string(StatusCodeName(GetParam())) + ": test sink s refused it";
+  const auto reported = writer_->reported();
+  ASSERT_EQ(reported.size(), 3u);
+  EXPECT_EQ(reported[0].kind, Kind::kDeadLetter);
+  EXPECT_EQ(reported[0].sequence, 1u);
+  EXPECT_EQ(reported[0].attempts, 1u);
+  EXPECT_EQ(reported[0].error, error);
+  EXPECT_EQ(reported[1].kind, Kind::kDelivered);
+  EXPECT_EQ(reported[2].kind, Kind::kDelivered);
+  EXPECT_THAT(journal_.Sequences("s", true), ElementsAre(1, 2, 3));  // one attempt of 1
+
+  auto dead = store_->DeadLetters(10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].sequence(), 1u);
+  EXPECT_EQ((*dead)[0].attempts(), 1u);
+  EXPECT_EQ((*dead)[0].last_error(), error);
+  EXPECT_EQ((*dead)[0].channel(), "s");
+  EXPECT_EQ((*dead)[0].address(), "addr-s");
+  const auto audit = AuditOf(false);
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].notification_dead_lettered().attempts(), 1u);
+  EXPECT_EQ(audit[0].notification_dead_lettered().last_error(), error);
+  EXPECT_EQ(audit[0].notification_dead_lettered().channel(), "s");
+}
+
+TEST_P(PermanentErrorTest, CountsTheAttemptsTheStoreAlreadyRecorded) {
+  Fill({"SI-1"}, {"s"});
+  store::Batch batch = store_->NewBatch();
+  ASSERT_TRUE(batch.Reschedule(1, 3, clock_.Now(), "earlier failure").ok());
+  ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::make_unique<ScriptedSink>("s", &journal_, 1, nullptr, GetParam()));
+  Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());
+  dispatcher.Start();
+  ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
+  const DeliveryResult r = writer_->reported()[0];
+  EXPECT_EQ(r.kind, Kind::kDeadLetter);
+  EXPECT_EQ(r.sequence, 1u);
+  EXPECT_EQ(r.attempts, 4u);
+  EXPECT_EQ((*store_->DeadLetters(10))[0].attempts(), 4u);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryCodeButUnavailable, PermanentErrorTest,
+                         ::testing::Values(StatusCode::kInvalidArgument, StatusCode::kNotFound,
+                                           StatusCode::kAlreadyExists,
+                                           StatusCode::kFailedPrecondition, StatusCode::kOutOfRange,
+                                           StatusCode::kDataLoss, StatusCode::kInternal),
+                         [](const ::testing::TestParamInfo<StatusCode>& info) {
+                           return std::string(StatusCodeName(info.param));
+                         });
+
+using DispatcherDeathTest = DispatcherTest;
+
+TEST_F(DispatcherDeathTest, TwoSinksOfOneNameAreRefused) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        std::vector<std::unique_ptr<Sink>> sinks;
+        sinks.push_back(Recording("a"));
+        sinks.push_back(Recording("a"));
+        Make(std::move(sinks), TestOptions());
+      },
+      "check failed");
 }
 
 }  // namespace

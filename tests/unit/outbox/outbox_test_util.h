@@ -1,9 +1,9 @@
 #pragma once
 // Helpers shared by the outbox tests: a store whose outbox holds real notifications (engine
-// outcomes of the shipped serious_incident workflow, committed through the store), a fake UTC
-// clock, sinks that record or fail on demand, and a writer that applies the dispatcher's
-// outcomes to batches and commits them, as the daemon's writer strand does. Every wait is
-// bounded by kWait; nothing depends on the wall clock.
+// outcomes of the shipped serious_incident workflow, committed through the store, fanned out to
+// the channels a test router names), a fake UTC clock, sinks that record or fail on demand, and
+// a writer that applies the dispatchers' outcomes to batches and commits them, as the daemon's
+// writer strand does. Every wait is bounded by kWait; nothing depends on the wall clock.
 
 #include <gtest/gtest.h>
 
@@ -58,15 +58,41 @@ class FakeClock {
   std::atomic<int64_t> seconds_;
 };
 
+// Returns a router that sends every notification to each of `channels`, in that order, with
+// the address "addr-<channel>".
+inline store::NotificationRouter RouteTo(std::vector<std::string> channels) {
+  return [channels = std::move(channels)](const v1::Notification&) {
+    std::vector<store::DeliveryChannel> out;
+    for (const std::string& channel : channels) out.push_back({channel, "addr-" + channel});
+    return out;
+  };
+}
+
 // One call of a test sink's Deliver.
 struct Attempt {
   std::string sink;
-  uint64_t sequence;
+  uint64_t sequence = 0;
   std::string case_id;
   std::string notification_id;
-  uint32_t attempts_before;  // the record's attempts field when it was delivered
-  bool ok;
+  uint32_t attempts_before = 0;  // the record's attempts field when it was delivered
+  bool ok = false;
+  std::string channel;  // the record's channel and address
+  std::string address;
 };
+
+// Returns the Attempt of `sink` delivering `record`.
+inline Attempt AttemptOf(std::string sink, const v1::OutboxRecord& record, bool ok) {
+  Attempt attempt;
+  attempt.sink = std::move(sink);
+  attempt.sequence = record.sequence();
+  attempt.case_id = record.effect().case_id();
+  attempt.notification_id = record.effect().notification().notification_id();
+  attempt.attempts_before = record.attempts();
+  attempt.ok = ok;
+  attempt.channel = record.channel();
+  attempt.address = record.address();
+  return attempt;
+}
 
 // Every Deliver call of the test sinks, in order. Thread-safe.
 class Journal {
@@ -98,12 +124,18 @@ class Journal {
 };
 
 // A sink that records every call in a Journal and fails the first `failures` deliveries of the
-// records `fails` selects (every record by default).
+// records `fails` selects (every record by default), with `code`: kUnavailable ("test sink
+// <name> is down", retryable) or any other code ("test sink <name> refused it", permanent).
 class ScriptedSink final : public Sink {
  public:
   ScriptedSink(std::string name, Journal* journal, int failures = 0,
-               std::function<bool(const v1::OutboxRecord&)> fails = nullptr)
-      : name_(std::move(name)), journal_(journal), failures_(failures), fails_(std::move(fails)) {}
+               std::function<bool(const v1::OutboxRecord&)> fails = nullptr,
+               StatusCode code = StatusCode::kUnavailable)
+      : name_(std::move(name)),
+        journal_(journal),
+        failures_(failures),
+        fails_(std::move(fails)),
+        code_(code) {}
 
   std::string_view name() const override { return name_; }
 
@@ -111,10 +143,12 @@ class ScriptedSink final : public Sink {
     const bool selected = fails_ == nullptr || fails_(record);
     const bool fail = selected && failures_ != 0;
     if (fail && failures_ > 0) --failures_;
-    journal_->Add({name_, record.sequence(), record.effect().case_id(),
-                   record.effect().notification().notification_id(), record.attempts(), !fail});
-    if (fail) return UnavailableError("test sink " + name_ + " is down");
-    return OkStatus();
+    journal_->Add(AttemptOf(name_, record, !fail));
+    if (!fail) return OkStatus();
+    if (code_ == StatusCode::kUnavailable) {
+      return UnavailableError("test sink " + name_ + " is down");
+    }
+    return Status(code_, "test sink " + name_ + " refused it");
   }
 
  private:
@@ -122,20 +156,23 @@ class ScriptedSink final : public Sink {
   Journal* journal_;
   int failures_;  // negative: fail for ever
   std::function<bool(const v1::OutboxRecord&)> fails_;
+  StatusCode code_;
 };
 
-// Acts as the daemon's writer: receives the dispatcher's outcomes (its `record` callback),
-// applies them to a batch, commits it and calls Dispatcher::Recorded. In automatic mode it does
-// so at once, on the dispatcher's thread; otherwise it queues them until ApplyPending. All
-// commits, the test's own included (Locked), run under one mutex: the store has one writer.
+// Acts as the daemon's writer: receives the dispatchers' outcomes (their `record` callback),
+// applies them to a batch, commits it and calls Dispatcher::Recorded on every dispatcher (as
+// tandemd does: each ignores the outcomes of records that are not its channels'). In automatic
+// mode it does so at once, on the reporting dispatcher's thread; otherwise it queues them until
+// ApplyPending. All commits, the test's own included (Locked), run under one mutex: the store
+// has one writer.
 class TestWriter {
  public:
   TestWriter(store::Store* store, const FakeClock* clock, bool automatic)
       : store_(store), clock_(clock), automatic_(automatic) {}
 
-  void set_dispatcher(Dispatcher* dispatcher) {
+  void add_dispatcher(Dispatcher* dispatcher) {
     std::lock_guard lock(mu_);
-    dispatcher_ = dispatcher;
+    dispatchers_.push_back(dispatcher);
   }
 
   std::function<void(DeliveryResult)> Callback() {
@@ -202,8 +239,8 @@ class TestWriter {
     }
     const Status committed = store_->Commit(std::move(batch), /*sync=*/true);
     EXPECT_TRUE(committed.ok()) << committed.ToString();
-    if (dispatcher_ != nullptr) {
-      for (const DeliveryResult& r : results) dispatcher_->Recorded(r);
+    for (Dispatcher* dispatcher : dispatchers_) {
+      for (const DeliveryResult& r : results) dispatcher->Recorded(r);
     }
   }
 
@@ -211,7 +248,7 @@ class TestWriter {
   const FakeClock* clock_;
   const bool automatic_;
   mutable std::mutex mu_;
-  Dispatcher* dispatcher_ = nullptr;
+  std::vector<Dispatcher*> dispatchers_;
   std::vector<DeliveryResult> reported_;
   std::vector<DeliveryResult> pending_;
 };

@@ -3,7 +3,8 @@
 // needed no commit of their own), on_fatal is told why exactly once, every later publish and
 // commit is refused without an ack, and after a restart the store holds exactly what was acked.
 // The failure is real: RocksDB runs on a file system whose write-ahead-log writes fail on demand
-// (StoreOptions::env_for_test), the way a full or dying disk fails them.
+// (StoreOptions::env_for_test), the way a full or dying disk fails them. Also the writer's
+// answer to retry_delivery (`tandemctl outbox retry`), which changes the store like a publish.
 
 #include "daemon/tandemd/writer.h"
 
@@ -41,6 +42,14 @@ calendar::Instant At(const std::string& rfc3339) {
   google::protobuf::Timestamp ts;
   EXPECT_TRUE(google::protobuf::util::TimeUtil::FromString(rfc3339, &ts)) << rfc3339;
   return engine::ToInstant(ts);
+}
+
+// A retry_delivery request for delivery `id`.
+v1::Request Retry(uint64_t id) {
+  v1::Request request;
+  request.set_request_id("retry-" + std::to_string(id));
+  request.mutable_retry_delivery()->set_delivery_id(id);
+  return request;
 }
 
 // A publish request for an incident.reported of the shipped serious_incident workflow; with
@@ -94,7 +103,10 @@ class WriterTest : public ::testing::Test {
 
     WriterHooks hooks;
     hooks.now = [] { return At("2026-12-24T12:00:00Z"); };
-    hooks.on_committed = [this](bool, std::optional<calendar::Instant>, bool) { ++commits_; };
+    hooks.on_committed = [this](bool, std::optional<calendar::Instant>, bool notifications_added) {
+      ++commits_;
+      notifications_added_ = notifications_added;
+    };
     hooks.on_fatal = [this](const Status& status) { fatal_.push_back(status); };
     writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks));
   }
@@ -104,6 +116,20 @@ class WriterTest : public ::testing::Test {
     store_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
+  }
+
+  // Fires the store's first due timer through the writer, as the timer service does.
+  void FireFirstTimer() {
+    auto next = store_->NextDueTimer();
+    ASSERT_TRUE(next.ok() && next->has_value());
+    auto stored = store_->GetCase((*next)->case_id);
+    ASSERT_TRUE(stored.ok() && stored->has_value());
+    const calendar::Instant due = engine::ToInstant((*next)->timer.due_at());
+    auto outcome = engines_->Newest().Fire(**stored, (*next)->timer.id(), due);
+    ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+    store::Batch batch = store_->NewBatch();
+    ASSERT_TRUE(batch.AddFired((*next)->timer.id(), (*next)->timer, *outcome, due).ok());
+    ASSERT_TRUE(writer_->Commit(std::move(batch), /*timers_changed=*/true).ok());
   }
 
   // Ends the writer's turn and returns what it sent.
@@ -125,6 +151,7 @@ class WriterTest : public ::testing::Test {
   std::unique_ptr<Engines> engines_;
   std::unique_ptr<Writer> writer_;
   int commits_ = 0;
+  bool notifications_added_ = false;  // as the last on_committed said
   std::vector<Status> fatal_;
   const ingest::Peer peer_{"publisher-1", false};
 };
@@ -227,6 +254,105 @@ TEST_F(WriterTest, FailedTimerCommitStopsTheWriterToo) {
   writer_->Publish(peer_, Incident("e2", "SI-2"));
   EXPECT_TRUE(EndTurn().empty());
   EXPECT_EQ(fatal_.size(), 1u);
+}
+
+// `tandemctl outbox retry`: the parked delivery goes back to the outbox in the turn's batch, and
+// the answer, after the commit, shows it pending from attempt 1.
+TEST_F(WriterTest, RetryDeliveryPutsAParkedDeliveryBackAndAnswersWithItPending) {
+  store_->SetNotificationRouter([](const v1::Notification&) {
+    return std::vector<store::DeliveryChannel>{{"hook", "https://receiver.example.org/in"}};
+  });
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  ASSERT_EQ(EndTurn().size(), 1u);
+  FireFirstTimer();
+  ASSERT_EQ(store_->Outbox(10)->size(), 1u);
+  const uint64_t id = (*store_->Outbox(10))[0].sequence();
+  // The outbox parked it: a permanent failure.
+  outbox::DeliveryResult dead;
+  dead.kind = outbox::DeliveryResult::Kind::kDeadLetter;
+  dead.sequence = id;
+  dead.attempts = 1;
+  dead.error = "hook: failed_precondition: HTTP 410";
+  int recorded = 0;
+  writer_->RecordDeliveries({dead}, [&](const outbox::DeliveryResult&) { ++recorded; });
+  ASSERT_EQ(recorded, 1);
+  ASSERT_EQ(store_->DeadLetters(10)->size(), 1u);
+  ASSERT_TRUE(store_->Outbox(10)->empty());
+  const int commits_before = commits_;
+  const uint64_t audit_before = store_->last_audit_sequence();
+
+  writer_->RetryDelivery(peer_, Retry(id));
+  EXPECT_EQ(commits_, commits_before);  // nothing until the turn ends
+  const std::vector<Sent> sent = EndTurn();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].routing_id, "publisher-1");
+  const v1::Reply& reply = sent[0].reply;
+  EXPECT_EQ(reply.request_id(), "retry-" + std::to_string(id));
+  ASSERT_TRUE(reply.has_outbox()) << reply.DebugString();
+  EXPECT_TRUE(reply.outbox().parked().empty());
+  ASSERT_EQ(reply.outbox().pending_size(), 1);
+  const v1::OutboxRecord& pending = reply.outbox().pending(0);
+  EXPECT_EQ(pending.sequence(), id);
+  EXPECT_EQ(pending.attempts(), 0u);
+  EXPECT_TRUE(pending.last_error().empty());
+  EXPECT_FALSE(pending.has_dead_lettered_at());
+  EXPECT_EQ(engine::ToInstant(pending.next_attempt_at()), At("2026-12-24T12:00:00Z"));
+  EXPECT_EQ(pending.channel(), "hook");
+  EXPECT_EQ(pending.address(), "https://receiver.example.org/in");
+  EXPECT_EQ(pending.effect().notification().notification_id(), "SI-1:timer:1:1");
+
+  // Committed (one commit, which woke the outbox), as the reply says.
+  EXPECT_EQ(commits_, commits_before + 1);
+  EXPECT_TRUE(notifications_added_);
+  auto outbox = store_->Outbox(10);
+  ASSERT_TRUE(outbox.ok());
+  ASSERT_EQ(outbox->size(), 1u);
+  EXPECT_EQ((*outbox)[0].SerializeAsString(), pending.SerializeAsString());
+  EXPECT_TRUE(store_->DeadLetters(10)->empty());
+  auto audit = store_->AuditRecords(audit_before + 1, 10);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 1u);
+  ASSERT_TRUE((*audit)[0].has_notification_requeued());
+  EXPECT_EQ((*audit)[0].notification_requeued().outbox_sequence(), id);
+  EXPECT_EQ((*audit)[0].notification_requeued().attempts(), 1u);
+  EXPECT_EQ((*audit)[0].notification_requeued().last_error(),
+            "hook: failed_precondition: HTTP 410");
+  auto verified = store_->VerifyAudit();
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  EXPECT_EQ(*verified, store_->last_audit_sequence());
+  EXPECT_TRUE(fatal_.empty());
+}
+
+TEST_F(WriterTest, RetryDeliveryOfNoParkedDeliveryAnswersNotFoundAndCommitsNothing) {
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  ASSERT_EQ(EndTurn().size(), 1u);
+  FireFirstTimer();
+  ASSERT_EQ(store_->Outbox(10)->size(), 1u);
+  const uint64_t pending_id = (*store_->Outbox(10))[0].sequence();
+  const int commits_before = commits_;
+  const uint64_t audit_before = store_->last_audit_sequence();
+  const std::string outbox_before = (*store_->Outbox(10))[0].SerializeAsString();
+
+  writer_->RetryDelivery(peer_, Retry(99));
+  writer_->RetryDelivery(peer_, Retry(pending_id));  // in the outbox, not parked
+  const std::vector<Sent> sent = EndTurn();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].reply.request_id(), "retry-99");
+  ASSERT_TRUE(sent[0].reply.has_error()) << sent[0].reply.DebugString();
+  EXPECT_EQ(sent[0].reply.error().code(), "not_found");
+  EXPECT_THAT(sent[0].reply.error().message(), HasSubstr("99"));
+  EXPECT_EQ(sent[1].reply.request_id(), "retry-" + std::to_string(pending_id));
+  ASSERT_TRUE(sent[1].reply.has_error()) << sent[1].reply.DebugString();
+  EXPECT_EQ(sent[1].reply.error().code(), "not_found");
+  EXPECT_THAT(sent[1].reply.error().message(), HasSubstr("pending"));
+
+  EXPECT_EQ(commits_, commits_before);
+  EXPECT_EQ(store_->last_audit_sequence(), audit_before);
+  ASSERT_EQ(store_->Outbox(10)->size(), 1u);
+  EXPECT_EQ((*store_->Outbox(10))[0].SerializeAsString(), outbox_before);
+  EXPECT_TRUE(store_->DeadLetters(10)->empty());
+  EXPECT_FALSE(writer_->failed());
+  EXPECT_TRUE(fatal_.empty());
 }
 
 }  // namespace
