@@ -921,6 +921,23 @@ Instant ToInstant(const google::protobuf::Timestamp& ts) {
   return Instant(std::chrono::seconds(ts.seconds()));
 }
 
+std::string_view NotificationKindName(v1::NotificationKind k) {
+  switch (k) {
+    case v1::NOTIFICATION_KIND_DEADLINE_WARNING:
+      return "deadline_warning";
+    case v1::NOTIFICATION_KIND_DEADLINE_BREACHED:
+      return "deadline_breached";
+    case v1::NOTIFICATION_KIND_DEADLINE_ESCALATED:
+      return "deadline_escalated";
+    case v1::NOTIFICATION_KIND_STATE_ENTERED:
+      return "state_entered";
+    case v1::NOTIFICATION_KIND_TRANSITION:
+      return "transition";
+    default:
+      return "";
+  }
+}
+
 google::protobuf::Timestamp ToTimestamp(Instant instant) {
   google::protobuf::Timestamp ts;
   ts.set_seconds(instant.time_since_epoch().count());

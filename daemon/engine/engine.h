@@ -122,6 +122,10 @@ std::vector<calendar::SkippedDay> SkippedDays(const v1::Explanation& explanation
 // Returns every pending timer of `state`.
 std::vector<v1::Timer> PendingTimers(const v1::CaseState& state);
 
+// Returns the kind's name as notifications' JSON spells it ("deadline_warning", ...; "" for
+// UNSPECIFIED): tandemctl's timeline and the plugins' notification JSON.
+std::string_view NotificationKindName(v1::NotificationKind kind);
+
 // Conversions between protobuf timestamps and calendar instants (whole seconds).
 calendar::Instant ToInstant(const google::protobuf::Timestamp& ts);
 google::protobuf::Timestamp ToTimestamp(calendar::Instant instant);

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "daemon/base/check.h"
+#include "daemon/engine/engine.h"
 #include "proto/tandem/v1/case.pb.h"
 
 namespace tandem::outbox {
@@ -27,16 +28,6 @@ bool IsPluginName(std::string_view name) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
   }
   return true;
-}
-
-// The NotificationKind's name as the JSON spells it: NOTIFICATION_KIND_DEADLINE_WARNING ->
-// "deadline_warning".
-std::string KindName(v1::NotificationKind kind) {
-  std::string name = v1::NotificationKind_Name(kind);
-  constexpr std::string_view kPrefix = "NOTIFICATION_KIND_";
-  if (name.starts_with(kPrefix)) name.erase(0, kPrefix.size());
-  for (char& c : name) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return name;
 }
 
 }  // namespace
@@ -92,8 +83,8 @@ Result<std::shared_ptr<const PluginLibrary>> PluginLibrary::Load(
   }
   if (api->name == nullptr || api->version == nullptr || api->create == nullptr ||
       api->check_address == nullptr || api->deliver == nullptr || api->destroy == nullptr) {
-    return refuse(InvalidArgumentError("plugin " + path.string() +
-                                       ": its function table has a NULL member"));
+    return refuse(
+        InvalidArgumentError("plugin " + path.string() + ": its function table has a NULL member"));
   }
   if (!IsPluginName(api->name)) {
     return refuse(InvalidArgumentError("plugin " + path.string() + ": its name '" +
@@ -122,10 +113,18 @@ struct PluginSink::Host {
     if (message == nullptr) return;
     spdlog::level::level_enum spd_level = spdlog::level::info;
     switch (level) {
-      case TANDEM_PLUGIN_LOG_DEBUG: spd_level = spdlog::level::debug; break;
-      case TANDEM_PLUGIN_LOG_INFO: spd_level = spdlog::level::info; break;
-      case TANDEM_PLUGIN_LOG_WARN: spd_level = spdlog::level::warn; break;
-      default: spd_level = spdlog::level::err; break;
+      case TANDEM_PLUGIN_LOG_DEBUG:
+        spd_level = spdlog::level::debug;
+        break;
+      case TANDEM_PLUGIN_LOG_INFO:
+        spd_level = spdlog::level::info;
+        break;
+      case TANDEM_PLUGIN_LOG_WARN:
+        spd_level = spdlog::level::warn;
+        break;
+      default:
+        spd_level = spdlog::level::err;
+        break;
     }
     host.logger->log(spd_level, "{}{}", host.prefix, message);
   }
@@ -137,9 +136,11 @@ PluginSink::PluginSink(std::shared_ptr<const PluginLibrary> library, std::string
 
 PluginSink::~PluginSink() { library_->api().destroy(&instance_); }
 
-Result<std::unique_ptr<PluginSink>> PluginSink::Create(
-    std::shared_ptr<const PluginLibrary> library, std::string name, std::string_view config_json,
-    const std::filesystem::path& data_dir, std::shared_ptr<spdlog::logger> logger) {
+Result<std::unique_ptr<PluginSink>> PluginSink::Create(std::shared_ptr<const PluginLibrary> library,
+                                                       std::string name,
+                                                       std::string_view config_json,
+                                                       const std::filesystem::path& data_dir,
+                                                       std::shared_ptr<spdlog::logger> logger) {
   TANDEM_CHECK(library != nullptr && logger != nullptr);  // the daemon's own objects
   auto host = std::make_unique<Host>();
   host->prefix = name + ": ";
@@ -153,7 +154,7 @@ Result<std::unique_ptr<PluginSink>> PluginSink::Create(
   std::array<char, kErrorBytes> error{};
   void* instance = nullptr;
   if (library->api().create(sink->name_.c_str(), config.c_str(), &sink->host_->abi, &instance,
-                             error.data(), error.size()) != 0) {
+                            error.data(), error.size()) != 0) {
     library->api().destroy(&instance);
     error.back() = '\0';
     return InvalidArgumentError("channel instance '" + sink->name_ + "' (plugin " +
@@ -211,7 +212,7 @@ Result<std::string> NotificationJson(const v1::OutboxRecord& record) {
   json["delivery_id"] = record.sequence();
   json["channel"] = record.channel();
   json["address"] = record.address();
-  json["kind"] = KindName(n.kind());
+  json["kind"] = std::string(engine::NotificationKindName(n.kind()));
   json["partnership"] = n.partnership();
   json["workflow"] = n.workflow();
   json["case_id"] = effect.case_id();

@@ -61,8 +61,7 @@ class PluginSink final : public Sink {
   // Returns kInvalidArgument with the plugin's message, prefixed with the instance's name, if
   // the plugin refuses the configuration.
   static Result<std::unique_ptr<PluginSink>> Create(std::shared_ptr<const PluginLibrary> library,
-                                                    std::string name,
-                                                    std::string_view config_json,
+                                                    std::string name, std::string_view config_json,
                                                     const std::filesystem::path& data_dir,
                                                     std::shared_ptr<spdlog::logger> logger);
   // Destroys the plugin's instance.

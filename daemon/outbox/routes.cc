@@ -16,9 +16,10 @@ Routes::Routes(const google::protobuf::RepeatedPtrField<v1::Route>& routes) {
 std::vector<store::DeliveryChannel> Routes::For(const v1::Notification& notification) const {
   std::vector<store::DeliveryChannel> out;
   auto route_for = [&](const std::string& role) -> const std::vector<store::DeliveryChannel>* {
-    for (const auto& key : {std::pair{notification.partnership(), role},
-                            std::pair{notification.partnership(), std::string()},
-                            std::pair{std::string(), role}, std::pair{std::string(), std::string()}}) {
+    for (const auto& key :
+         {std::pair{notification.partnership(), role},
+          std::pair{notification.partnership(), std::string()}, std::pair{std::string(), role},
+          std::pair{std::string(), std::string()}}) {
       if (const auto it = routes_.find(key); it != routes_.end()) return &it->second;
     }
     return nullptr;

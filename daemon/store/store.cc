@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <rocksdb/db.h>
 #include <rocksdb/cache.h>
+#include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -789,7 +789,8 @@ Result<std::optional<v1::OutboxRecord>> Store::ReadOutbox(uint64_t sequence,
       db_->Get(rocksdb::ReadOptions(), handles_[dead_letter ? Cf::kDeadLetter : Cf::kOutbox],
                internal::SequenceKey(sequence), &value);
   if (s.IsNotFound()) return std::optional<v1::OutboxRecord>();
-  const std::string what = "store " + dir_.string() + (dead_letter ? ": dead letter " : ": outbox record ") +
+  const std::string what = "store " + dir_.string() +
+                           (dead_letter ? ": dead letter " : ": outbox record ") +
                            std::to_string(sequence);
   TANDEM_RETURN_IF_ERROR(FromRocks(s, what));
   v1::OutboxRecord record;

@@ -325,15 +325,6 @@ int RunDeadlines(const DeadlinesOptions& options, std::FILE* out, std::FILE* err
 
 namespace {
 
-std::string KindName(v1::NotificationKind kind) {
-  std::string name = v1::NotificationKind_Name(kind);
-  constexpr std::string_view kPrefix = "NOTIFICATION_KIND_";
-  if (name.starts_with(kPrefix)) name.erase(0, kPrefix.size());
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
-  return name;
-}
-
 std::string InstantText(const google::protobuf::Timestamp& t) {
   return t.seconds() == 0 && t.nanos() == 0 ? std::string()
                                             : calendar::FormatInstant(engine::ToInstant(t));
@@ -353,7 +344,7 @@ std::string DeliveryLine(const v1::OutboxRecord& r, bool parked, bool json) {
     j["case_id"] = effect.case_id();
     j["partnership"] = n.partnership();
     j["workflow"] = n.workflow();
-    j["kind"] = KindName(n.kind());
+    j["kind"] = std::string(engine::NotificationKindName(n.kind()));
     j["roles"] = Json::array();
     for (const std::string& role : n.roles()) j["roles"].push_back(role);
     j["deadline"] = n.deadline();
@@ -365,14 +356,14 @@ std::string DeliveryLine(const v1::OutboxRecord& r, bool parked, bool json) {
     j["last_error"] = r.last_error();
     return j.dump() + "\n";
   }
-  std::string line = std::to_string(r.sequence()) + "  " + (parked ? "parked " : "pending") +
-                     "  " + (r.channel().empty() ? "-" : r.channel()) + "  " +
-                     (r.address().empty() ? "-" : r.address()) +
-                     "  attempts=" + std::to_string(r.attempts()) + "  " +
-                     (parked ? "parked " + InstantText(r.dead_lettered_at())
-                             : "next " + InstantText(r.next_attempt_at())) +
-                     "  " + effect.case_id() + "  " + KindName(n.kind()) + "  " +
-                     n.notification_id();
+  std::string line =
+      std::to_string(r.sequence()) + "  " + (parked ? "parked " : "pending") + "  " +
+      (r.channel().empty() ? "-" : r.channel()) + "  " + (r.address().empty() ? "-" : r.address()) +
+      "  attempts=" + std::to_string(r.attempts()) + "  " +
+      (parked ? "parked " + InstantText(r.dead_lettered_at())
+              : "next " + InstantText(r.next_attempt_at())) +
+      "  " + effect.case_id() + "  " + std::string(engine::NotificationKindName(n.kind())) + "  " +
+      n.notification_id();
   if (!r.last_error().empty()) line += "  (" + r.last_error() + ")";
   return line + "\n";
 }

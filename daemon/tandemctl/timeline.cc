@@ -60,23 +60,6 @@ std::string_view ConfidenceName(v1::Confidence c) {
   }
 }
 
-std::string_view NotificationKindName(v1::NotificationKind k) {
-  switch (k) {
-    case v1::NOTIFICATION_KIND_DEADLINE_WARNING:
-      return "deadline_warning";
-    case v1::NOTIFICATION_KIND_DEADLINE_BREACHED:
-      return "deadline_breached";
-    case v1::NOTIFICATION_KIND_DEADLINE_ESCALATED:
-      return "deadline_escalated";
-    case v1::NOTIFICATION_KIND_STATE_ENTERED:
-      return "state_entered";
-    case v1::NOTIFICATION_KIND_TRANSITION:
-      return "transition";
-    default:
-      return "";
-  }
-}
-
 // One JSON object written field by field, in order: what nlohmann::ordered_json's dump() gives
 // for the same fields, without building a tree first (a ten-year timeline has millions of
 // lines, and building and freeing the trees was most of simulate's time).
@@ -242,7 +225,7 @@ std::string EffectJson(const v1::Effect& e) {
     case v1::Effect::kNotification: {
       const auto& n = e.notification();
       j.Str("notification_id", n.notification_id());
-      j.Str("notification_kind", NotificationKindName(n.kind()));
+      j.Str("notification_kind", engine::NotificationKindName(n.kind()));
       j.StrArray("roles", n.roles()).Str("subject", n.subject());
       if (!n.deadline().empty()) j.Str("name", n.deadline()).Str("due", n.due_on());
       break;

@@ -75,9 +75,9 @@ Status CheckChannelsAndRoutes(const v1::DaemonConfig& config,
     const v1::Route& route = config.routes(i);
     const std::string path = "routes[" + std::to_string(i) + "]";
     if (!routed.emplace(route.partnership(), route.role()).second) {
-      return InvalidArgumentError(
-          lines.Where(origin, path) + ": a second route for partnership '" + route.partnership() +
-          "' and role '" + route.role() + "' (empty means every one); merge them");
+      return InvalidArgumentError(lines.Where(origin, path) + ": a second route for partnership '" +
+                                  route.partnership() + "' and role '" + route.role() +
+                                  "' (empty means every one); merge them");
     }
     catch_all = catch_all || (route.partnership().empty() && route.role().empty());
     if (route.channels_size() == 0) {
@@ -88,13 +88,13 @@ Status CheckChannelsAndRoutes(const v1::DaemonConfig& config,
       if (!names.contains(name) && !routes_given) {
         return InvalidArgumentError(lines.Where(origin, "channels") +
                                     ": these channels replace the embedded ones, and the "
-                                    "embedded route uses channel '" + name +
-                                    "': give routes too");
+                                    "embedded route uses channel '" +
+                                    name + "': give routes too");
       }
       if (!names.contains(name)) {
-        return InvalidArgumentError(lines.Where(origin, path + ".channels[" + std::to_string(j) +
-                                                            "].channel") +
-                                    ": no channel named '" + name + "' is defined");
+        return InvalidArgumentError(
+            lines.Where(origin, path + ".channels[" + std::to_string(j) + "].channel") +
+            ": no channel named '" + name + "' is defined");
       }
     }
   }

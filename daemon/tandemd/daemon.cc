@@ -1,5 +1,6 @@
 #include "daemon/tandemd/daemon.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <asio/thread_pool.hpp>
 #include <chrono>
 #include <csignal>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,10 +22,6 @@
 #include "daemon/config/loader.h"
 #include "daemon/ingest/envelope.h"
 #include "daemon/ingest/router.h"
-#include <google/protobuf/util/json_util.h>
-
-#include <map>
-
 #include "daemon/outbox/outbox.h"
 #include "daemon/outbox/plugin.h"
 #include "daemon/outbox/routes.h"
@@ -206,8 +204,8 @@ class Daemon {
         return InvalidArgumentError("channel '" + channel.name() +
                                     "': its config cannot be written as JSON");
       }
-      auto sink = outbox::PluginSink::Create(library, channel.name(), settings,
-                                             config_.data_dir(), logger_);
+      auto sink = outbox::PluginSink::Create(library, channel.name(), settings, config_.data_dir(),
+                                             logger_);
       if (!sink.ok()) return sink.status().WithPrefix("cannot configure a channel");
       logger_->info("channel ready name={} plugin={}", channel.name(), channel.plugin());
       sinks_.emplace(channel.name(), std::move(sink).value());
@@ -244,8 +242,8 @@ class Daemon {
       if (page.size() < 4096) break;
     }
     for (const auto& [channel, count] : waiting) {
-      logger_->warn("outbox: {} deliveries wait for channel '{}', which is not configured",
-                    count, channel);
+      logger_->warn("outbox: {} deliveries wait for channel '{}', which is not configured", count,
+                    channel);
     }
     return OkStatus();
   }
@@ -275,8 +273,7 @@ class Daemon {
           }));
     }
     sinks_.clear();
-    logger_->info("outbox channels={} max_attempts={}", dispatchers_.size(),
-                  options.max_attempts);
+    logger_->info("outbox channels={} max_attempts={}", dispatchers_.size(), options.max_attempts);
   }
 
   void FlushDeliveries() {

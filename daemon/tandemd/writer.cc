@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <utility>
 #include <string_view>
+#include <utility>
 
 #include "daemon/engine/engine.h"
 #include "daemon/ingest/envelope.h"

@@ -155,8 +155,8 @@ class Converter {
       // "inf", which are words in YAML and have no JSON form.
       double number = 0;
       const bool numeric_start =
-          !text.empty() && (std::isdigit(static_cast<unsigned char>(text[0])) ||
-                            text[0] == '-' || text[0] == '+' || text[0] == '.');
+          !text.empty() && (std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '-' ||
+                            text[0] == '+' || text[0] == '.');
       const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
       if (numeric_start && ec == std::errc() && end == text.data() + text.size() &&
           std::isfinite(number)) {
@@ -351,8 +351,8 @@ Result<LineMap> ParseYamlInto(std::string_view yaml, std::string_view origin,
   try {
     TANDEM_RETURN_IF_ERROR(converter.Message(root, "", message));
   } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(std::string(origin) + ":" + std::to_string(e.mark.line + 1) +
-                                ": " + e.msg);
+    return InvalidArgumentError(std::string(origin) + ":" + std::to_string(e.mark.line + 1) + ": " +
+                                e.msg);
   }
   return lines;
 }
