@@ -76,12 +76,16 @@ void Dispatcher::Recorded(const DeliveryResult& result) {
   cv_.notify_all();
 }
 
-void Dispatcher::Stop() {
+void Dispatcher::RequestStop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
+}
+
+void Dispatcher::Stop() {
+  RequestStop();
   if (thread_.joinable()) thread_.join();
 }
 

@@ -104,9 +104,13 @@ class Dispatcher {
   // (if the writer gave up on the commit, the row is still there and is delivered again).
   // A sequence the dispatcher is not awaiting is ignored.
   void Recorded(const DeliveryResult& result);
-  // Finishes the delivery in progress (its outcome is still passed to `record`), then joins the
-  // thread; does not wait for back-offs. After Stop returns, nothing of the dispatcher runs.
-  // Idempotent; a no-op before Start.
+  // Thread-safe: asks the thread to stop after the delivery in progress, without waiting. The
+  // daemon asks every channel's dispatcher first and then Stops each, so the slow deliveries of
+  // several channels finish in parallel. Idempotent.
+  void RequestStop();
+  // RequestStop, then waits for the delivery in progress (its outcome is still passed to
+  // `record`) and joins the thread; does not wait for back-offs. After Stop returns, nothing of
+  // the dispatcher runs. Idempotent; a no-op before Start.
   void Stop();
 
   // Thread-safe: the number of scans of the whole outbox finished so far. Tests wait on it to

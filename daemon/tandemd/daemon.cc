@@ -54,6 +54,7 @@ class Daemon {
   ~Daemon() {
     // Threads that read the store stop before it closes, whatever path led here.
     readers_.join();
+    for (auto& dispatcher : dispatchers_) dispatcher->RequestStop();
     for (auto& dispatcher : dispatchers_) dispatcher->Stop();
   }
 
@@ -427,6 +428,7 @@ class Daemon {
     if (router_ != nullptr) router_->Close();
     readers_.join();
     if (timers_ != nullptr) timers_->Stop();
+    for (auto& dispatcher : dispatchers_) dispatcher->RequestStop();
     for (auto& dispatcher : dispatchers_) dispatcher->Stop();
     signals_.cancel();
   }
