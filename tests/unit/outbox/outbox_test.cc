@@ -88,6 +88,15 @@ class DispatcherTest : public ::testing::Test {
 
   bool OutboxEmpty() { return OutboxSequences(*store_).empty(); }
 
+  // Commits, in a batch of its own, record `sequence` rescheduled to `next_attempt_at` with
+  // `attempts` and `error` (as an earlier run's failures would leave it).
+  void Reschedule(uint64_t sequence, uint32_t attempts, calendar::Instant next_attempt_at,
+                  const std::string& error) {
+    store::Batch batch = store_->NewBatch();
+    ASSERT_TRUE(batch.Reschedule(sequence, attempts, next_attempt_at, error).ok());
+    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+  }
+
   // The sequences of the pending outbox records of `channel`.
   std::vector<uint64_t> OnChannel(const std::string& channel) {
     auto records = store_->Outbox(10000);
@@ -318,9 +327,7 @@ TEST_F(DispatcherTest, DeadLettersARecordAfterMaxAttemptsThenDeliversTheRestOfIt
 TEST_F(DispatcherTest, CountsTheAttemptsTheStoreAlreadyRecorded) {
   Fill({"SI-1"}, {"down"});
   // A previous run failed record 1 seven times.
-  store::Batch batch = store_->NewBatch();
-  ASSERT_TRUE(batch.Reschedule(1, 7, clock_.Now(), "earlier failure").ok());
-  ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+  ASSERT_NO_FATAL_FAILURE(Reschedule(1, 7, clock_.Now(), "earlier failure"));
   std::vector<std::unique_ptr<Sink>> sinks;
   sinks.push_back(Recording("down", 1));
   Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());  // max_attempts 8
@@ -395,11 +402,7 @@ TEST_F(DispatcherTest, ARecordTheWriterRecordsDuringAScanIsNotDeliveredAgainFrom
   // SI-1's first record waits an hour, so the first scan delivers SI-2's records only...
   const uint64_t waiting = first_case.front();
   ASSERT_LT(waiting, second_case.back());
-  {
-    store::Batch batch = store_->NewBatch();
-    ASSERT_TRUE(batch.Reschedule(waiting, 0, clock_.Now() + seconds(3600), "test").ok());
-    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(Reschedule(waiting, 0, clock_.Now() + seconds(3600), "test"));
   std::vector<std::unique_ptr<Sink>> sinks;
   // ...and the second scan, delivering it, lets the writer record those first: the rows of
   // SI-2 still in that scan's page are gone from the store by the time the scan reaches them.
@@ -568,21 +571,27 @@ TEST_F(DispatcherTest, StopBeforeStartIsANoOp) {
 
 // ---- Channels: each record goes to the sink its channel names, in the dispatcher that has it.
 
+// SI-1's three notifications, each on channels a and b: a's records are 1, 3 and 5, b's are 2, 4
+// and 6.
+class DispatcherChannelsTest : public DispatcherTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(DispatcherTest::SetUp());
+    ASSERT_NO_FATAL_FAILURE(Fill({"SI-1"}, {"a", "b"}));
+    ASSERT_EQ(OnChannel("a"), on_a_);
+    ASSERT_EQ(OnChannel("b"), on_b_);
+  }
+
+  const std::vector<uint64_t> on_a_{1, 3, 5};
+  const std::vector<uint64_t> on_b_{2, 4, 6};
+};
+
 // tandemd runs one dispatcher per channel instance on one store: each must leave the other
 // channels' records alone (neither deliver nor report them, nor let them hold its own back).
-TEST_F(DispatcherTest, RecordsOfAChannelWithoutASinkAreLeftForTheDispatcherThatHasIt) {
-  Fill({"SI-1"}, {"a", "b"});
-  const std::vector<uint64_t> on_a = OnChannel("a");
-  const std::vector<uint64_t> on_b = OnChannel("b");
-  ASSERT_THAT(on_a, ElementsAre(1, 3, 5));
-  ASSERT_THAT(on_b, ElementsAre(2, 4, 6));
+TEST_F(DispatcherChannelsTest, RecordsOfAChannelWithoutASinkAreLeftForTheDispatcherThatHasIt) {
   // b's first record waits an hour: were it not skipped, it would hold back the case's later
   // records (3 and 5) in this dispatcher.
-  {
-    store::Batch batch = store_->NewBatch();
-    ASSERT_TRUE(batch.Reschedule(2, 0, clock_.Now() + seconds(3600), "test").ok());
-    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(Reschedule(2, 0, clock_.Now() + seconds(3600), "test"));
   auto before = store_->Outbox(100);
   ASSERT_TRUE(before.ok());
   std::vector<std::unique_ptr<Sink>> sinks;
@@ -590,17 +599,17 @@ TEST_F(DispatcherTest, RecordsOfAChannelWithoutASinkAreLeftForTheDispatcherThatH
   Dispatcher& first = Make(std::move(sinks), TestOptions());
   first.Start();
 
-  ASSERT_TRUE(WaitUntil([&] { return OutboxSequences(*store_) == on_b; }));
+  ASSERT_TRUE(WaitUntil([&] { return OutboxSequences(*store_) == on_b_; }));
   ASSERT_TRUE(Settle(first));
   ASSERT_TRUE(Settle(first));
-  EXPECT_EQ(journal_.Sequences("a", true), on_a);
+  EXPECT_EQ(journal_.Sequences("a", true), on_a_);
   EXPECT_EQ(journal_.size(), 3u);
   std::vector<uint64_t> reported;
   for (const DeliveryResult& r : writer_->reported()) {
     EXPECT_EQ(r.kind, Kind::kDelivered);
     reported.push_back(r.sequence);
   }
-  EXPECT_EQ(reported, on_a);
+  EXPECT_EQ(reported, on_a_);
   // b's rows are as they were: not attempted, not rescheduled.
   auto after = store_->Outbox(100);
   ASSERT_TRUE(after.ok());
@@ -620,26 +629,21 @@ TEST_F(DispatcherTest, RecordsOfAChannelWithoutASinkAreLeftForTheDispatcherThatH
   second.Start();
   ASSERT_TRUE(Settle(second));
   EXPECT_EQ(journal_.Sequences("b", true), std::vector<uint64_t>{});
-  EXPECT_EQ(OutboxSequences(*store_), on_b);
+  EXPECT_EQ(OutboxSequences(*store_), on_b_);
   clock_.Advance(seconds(3600));
   second.Wake();
   ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
   ASSERT_TRUE(Settle(first));
   ASSERT_TRUE(Settle(second));
-  EXPECT_EQ(journal_.Sequences("a", true), on_a);
-  EXPECT_EQ(journal_.Sequences("b", true), on_b);
+  EXPECT_EQ(journal_.Sequences("a", true), on_a_);
+  EXPECT_EQ(journal_.Sequences("b", true), on_b_);
   EXPECT_EQ(writer_->reported().size(), 6u);
   for (const Attempt& a : journal_.attempts()) EXPECT_EQ(a.channel, a.sink) << a.sequence;
 }
 
 // Per-case order is kept per channel: a record of channel a waiting for its retry holds back
 // a's later records of the case, not b's (each channel has its own dispatcher in tandemd).
-TEST_F(DispatcherTest, ARetryOnOneChannelDoesNotHoldBackAnotherChannelsRecordsOfTheCase) {
-  Fill({"SI-1"}, {"a", "b"});
-  const std::vector<uint64_t> on_a = OnChannel("a");
-  const std::vector<uint64_t> on_b = OnChannel("b");
-  ASSERT_THAT(on_a, ElementsAre(1, 3, 5));
-  ASSERT_THAT(on_b, ElementsAre(2, 4, 6));
+TEST_F(DispatcherChannelsTest, ARetryOnOneChannelDoesNotHoldBackAnotherChannelsRecordsOfTheCase) {
   std::vector<std::unique_ptr<Sink>> sinks_a;
   sinks_a.push_back(Recording("a", 1, [](const v1::OutboxRecord& r) { return r.sequence() == 1; }));
   std::vector<std::unique_ptr<Sink>> sinks_b;
@@ -649,17 +653,17 @@ TEST_F(DispatcherTest, ARetryOnOneChannelDoesNotHoldBackAnotherChannelsRecordsOf
   dispatcher_a.Start();
   dispatcher_b.Start();
 
-  ASSERT_TRUE(WaitUntil([&] { return OutboxSequences(*store_) == on_a; }));
+  ASSERT_TRUE(WaitUntil([&] { return OutboxSequences(*store_) == on_a_; }));
   ASSERT_TRUE(Settle(dispatcher_a));
   ASSERT_TRUE(Settle(dispatcher_b));
-  EXPECT_EQ(journal_.Sequences("b"), on_b);
+  EXPECT_EQ(journal_.Sequences("b"), on_b_);
   EXPECT_THAT(journal_.Sequences("a", true), ElementsAre(1));  // 3 and 5 wait behind 1
-  EXPECT_EQ(OutboxSequences(*store_), on_a);
+  EXPECT_EQ(OutboxSequences(*store_), on_a_);
 
   clock_.Advance(seconds(5));
   ASSERT_TRUE(WaitUntil([&] { return OutboxEmpty(); }));
   EXPECT_THAT(journal_.Sequences("a", true), ElementsAre(1, 1, 3, 5));
-  EXPECT_EQ(journal_.Sequences("b", true), on_b);
+  EXPECT_EQ(journal_.Sequences("b", true), on_b_);
 }
 
 TEST_F(DispatcherTest, AnUnavailableSinkIsRetriedNotParked) {
@@ -728,9 +732,7 @@ TEST_P(PermanentErrorTest, DeadLettersAtTheFirstAttemptWithTheErrorAndTheCaseGoe
 
 TEST_P(PermanentErrorTest, CountsTheAttemptsTheStoreAlreadyRecorded) {
   Fill({"SI-1"}, {"s"});
-  store::Batch batch = store_->NewBatch();
-  ASSERT_TRUE(batch.Reschedule(1, 3, clock_.Now(), "earlier failure").ok());
-  ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+  ASSERT_NO_FATAL_FAILURE(Reschedule(1, 3, clock_.Now(), "earlier failure"));
   std::vector<std::unique_ptr<Sink>> sinks;
   sinks.push_back(std::make_unique<ScriptedSink>("s", &journal_, 1, nullptr, GetParam()));
   Dispatcher& dispatcher = Make(std::move(sinks), TestOptions());

@@ -21,53 +21,15 @@ namespace {
 using ::google::protobuf::util::MessageDifferencer;
 using test::At;
 using test::Incident;
-using test::MustOpen;
-using test::ScopedDir;
+using test::Sequences;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::vector<uint64_t> Sequences(const std::vector<v1::OutboxRecord>& records) {
-  std::vector<uint64_t> out;
-  for (const auto& r : records) out.push_back(r.sequence());
-  return out;
-}
-
-class StoreRoutingTest : public ::testing::Test {
+class StoreRoutingTest : public test::StoreFixture {
  protected:
-  void SetUp() override {
-    store_ = MustOpen(dir_.path());
-    ASSERT_NE(store_, nullptr);
-  }
-
   // Applies the incident for SI-1 at its occurred_at (it queues no notification) and commits.
-  void AcceptIncident() {
-    const v1::Event event = Incident("e1", "SI-1");
-    const calendar::Instant now = engine::ToInstant(event.occurred_at());
-    Batch batch = store_->NewBatch();
-    auto outcome = test::ApplyInTurn(*store_, batch, event, now);
-    ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
-    ASSERT_TRUE(batch.AddAccepted(event, *outcome, now).ok());
-    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
-  }
-
-  // Fires the timer due first at its due instant, in a batch of its own, and commits it: one
-  // notification effect. Returns the instant it fired at.
-  calendar::Instant FireNext() {
-    auto next = store_->NextDueTimer();
-    EXPECT_TRUE(next.ok() && next->has_value());
-    if (!next.ok() || !next->has_value()) return {};
-    const TimerEntry entry = **next;
-    const calendar::Instant now = engine::ToInstant(entry.timer.due_at());
-    auto outcome = test::FireStored(*store_, entry, now);
-    EXPECT_TRUE(outcome.ok()) << outcome.status().ToString();
-    if (!outcome.ok()) return now;
-    Batch batch = store_->NewBatch();
-    EXPECT_TRUE(batch.AddFired(entry.timer.id(), entry.timer, *outcome, now).ok());
-    const Status committed = store_->Commit(std::move(batch), true);
-    EXPECT_TRUE(committed.ok()) << committed.ToString();
-    return now;
-  }
+  void AcceptIncident() { Accept(Incident("e1", "SI-1")); }
 
   // The notification effects of the audit records from `from` on.
   std::vector<v1::Effect> AuditedNotifications(uint64_t from) {
@@ -89,9 +51,6 @@ class StoreRoutingTest : public ::testing::Test {
     ASSERT_TRUE(verified.ok()) << verified.status().ToString();
     EXPECT_EQ(*verified, store_->last_audit_sequence());
   }
-
-  ScopedDir dir_;
-  std::unique_ptr<Store> store_;
 };
 
 // ---- Fan-out.
@@ -106,7 +65,7 @@ TEST_F(StoreRoutingTest, WritesOneRecordPerChannelWithConsecutiveSequencesAndOne
   AcceptIncident();
   EXPECT_TRUE(routed.empty());  // an incident queues no notification
   const uint64_t audit_before = store_->last_audit_sequence();
-  const calendar::Instant fired_at = FireNext();
+  const calendar::Instant fired_at = FireNext().at;
 
   auto outbox = store_->Outbox(10);
   ASSERT_TRUE(outbox.ok()) << outbox.status().ToString();
@@ -180,7 +139,7 @@ TEST_F(StoreRoutingTest, ANotificationWithoutAChannelIsParkedSayingSo) {
   store_->SetNotificationRouter(
       [](const v1::Notification&) { return std::vector<DeliveryChannel>{}; });
   const uint64_t audit_before = store_->last_audit_sequence();
-  const calendar::Instant fired_at = FireNext();
+  const calendar::Instant fired_at = FireNext().at;
 
   EXPECT_TRUE(store_->Outbox(10)->empty());
   auto dead = store_->DeadLetters(10);
@@ -214,9 +173,7 @@ TEST_F(StoreRoutingTest, FanOutSurvivesAReopen) {
   });
   AcceptIncident();
   FireNext();
-  store_.reset();
-  store_ = MustOpen(dir_.path());
-  ASSERT_NE(store_, nullptr);
+  ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(store_->last_outbox_sequence(), 2u);
   auto outbox = store_->Outbox(10);
   ASSERT_TRUE(outbox.ok());
@@ -260,21 +217,34 @@ class RequeueTest : public StoreRoutingTest {
   // SI-1's first notification on channels log (sequence 1) and hook (2); 2 is parked after five
   // attempts.
   void SetUp() override {
-    StoreRoutingTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(StoreRoutingTest::SetUp());
     store_->SetNotificationRouter([](const v1::Notification&) {
       return std::vector<DeliveryChannel>{{"log", ""}, {"hook", "https://h"}};
     });
     AcceptIncident();
     FireNext();
-    Batch batch = store_->NewBatch();
-    ASSERT_TRUE(batch.Reschedule(2, 5, kParkedAt, "hook: unavailable: HTTP 503").ok());
-    ASSERT_TRUE(batch.MoveToDeadLetter(2, "hook: unavailable: HTTP 503", kParkedAt).ok());
-    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+    ASSERT_NO_FATAL_FAILURE(Park(5, "hook: unavailable: HTTP 503", kParkedAt));
     auto dead = store_->DeadLetters(10);
     ASSERT_TRUE(dead.ok());
     ASSERT_EQ(dead->size(), 1u);
     parked_ = (*dead)[0];
     ASSERT_THAT(Sequences(*store_->Outbox(10)), ElementsAre(1));
+  }
+
+  // Parks record 2 after `attempts` attempts, the last failing with `error`, as the writer does
+  // (in a batch of its own, committed).
+  void Park(uint32_t attempts, const std::string& error, calendar::Instant at) {
+    Batch batch = store_->NewBatch();
+    ASSERT_TRUE(batch.Reschedule(2, attempts, at, error).ok());
+    ASSERT_TRUE(batch.MoveToDeadLetter(2, error, at).ok());
+    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+  }
+
+  // Requeues the parked record (2) at kNow in a batch of its own and commits it.
+  void RequeueParked() {
+    Batch batch = store_->NewBatch();
+    ASSERT_TRUE(batch.Requeue(2, kNow).ok());
+    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
   }
 
   const calendar::Instant kParkedAt = At("2027-01-02T00:00:00Z");
@@ -324,11 +294,7 @@ TEST_F(RequeueTest, MovesAParkedRecordBackFromAttemptOneWithAnAuditRecord) {
 }
 
 TEST_F(RequeueTest, ARequeuedRecordIsDeliveredInALaterBatch) {
-  {
-    Batch batch = store_->NewBatch();
-    ASSERT_TRUE(batch.Requeue(2, kNow).ok());
-    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(RequeueParked());
   const uint64_t audit_before = store_->last_audit_sequence();
   Batch batch = store_->NewBatch();
   ASSERT_TRUE(batch.MarkDelivered(2, kNow + std::chrono::seconds(1)).ok());
@@ -346,17 +312,8 @@ TEST_F(RequeueTest, ARequeuedRecordIsDeliveredInALaterBatch) {
 }
 
 TEST_F(RequeueTest, ARequeuedRecordCanBeParkedAgain) {
-  {
-    Batch batch = store_->NewBatch();
-    ASSERT_TRUE(batch.Requeue(2, kNow).ok());
-    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
-  }
-  {
-    Batch batch = store_->NewBatch();
-    ASSERT_TRUE(batch.Reschedule(2, 1, kNow, "hook: failed_precondition: HTTP 410").ok());
-    ASSERT_TRUE(batch.MoveToDeadLetter(2, "hook: failed_precondition: HTTP 410", kNow).ok());
-    ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(RequeueParked());
+  ASSERT_NO_FATAL_FAILURE(Park(1, "hook: failed_precondition: HTTP 410", kNow));
   auto dead = store_->DeadLetters(10);
   ASSERT_TRUE(dead.ok());
   ASSERT_EQ(dead->size(), 1u);
@@ -445,13 +402,9 @@ TEST_F(RequeueTest, AStaleBatchWithARequeueCommitsNothing) {
 }
 
 TEST_F(RequeueTest, SurvivesAReopen) {
-  Batch batch = store_->NewBatch();
-  ASSERT_TRUE(batch.Requeue(2, kNow).ok());
-  ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+  ASSERT_NO_FATAL_FAILURE(RequeueParked());
   const uint64_t audit = store_->last_audit_sequence();
-  store_.reset();
-  store_ = MustOpen(dir_.path());
-  ASSERT_NE(store_, nullptr);
+  ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_THAT(Sequences(*store_->Outbox(10)), ElementsAre(1, 2));
   EXPECT_TRUE(store_->DeadLetters(10)->empty());
   EXPECT_EQ(store_->last_audit_sequence(), audit);

@@ -27,7 +27,7 @@ using test::At;
 using test::Incident;
 using test::MustOpen;
 using test::RawDb;
-using test::ScopedDir;
+using test::Sequences;
 using test::Submitted;
 using ::testing::HasSubstr;
 
@@ -46,58 +46,8 @@ std::vector<std::string> Describe(const std::vector<TimerEntry>& timers) {
   return out;
 }
 
-std::vector<uint64_t> Sequences(const std::vector<v1::OutboxRecord>& records) {
-  std::vector<uint64_t> out;
-  for (const auto& r : records) out.push_back(r.sequence());
-  return out;
-}
-
-class StoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    store_ = MustOpen(dir_.path());
-    ASSERT_NE(store_, nullptr);
-  }
-
-  // Applies `event` at its occurred_at in a batch of its own and commits it.
-  engine::Outcome Accept(const v1::Event& event) {
-    const calendar::Instant now = engine::ToInstant(event.occurred_at());
-    Batch batch = store_->NewBatch();
-    auto outcome = test::ApplyInTurn(*store_, batch, event, now);
-    EXPECT_TRUE(outcome.ok()) << outcome.status().ToString();
-    if (!outcome.ok()) return {};
-    EXPECT_TRUE(batch.AddAccepted(event, *outcome, now).ok());
-    const Status committed = store_->Commit(std::move(batch), /*sync=*/true);
-    EXPECT_TRUE(committed.ok()) << committed.ToString();
-    return std::move(outcome).value();
-  }
-
-  // Fires the timer due first at its due instant, in a batch of its own, and commits it.
-  engine::Outcome FireNext() {
-    auto next = store_->NextDueTimer();
-    EXPECT_TRUE(next.ok() && next->has_value());
-    if (!next.ok() || !next->has_value()) return {};
-    const TimerEntry entry = **next;
-    const calendar::Instant now = engine::ToInstant(entry.timer.due_at());
-    auto outcome = test::FireStored(*store_, entry, now);
-    EXPECT_TRUE(outcome.ok()) << outcome.status().ToString();
-    if (!outcome.ok()) return {};
-    Batch batch = store_->NewBatch();
-    EXPECT_TRUE(batch.AddFired(entry.timer.id(), entry.timer, *outcome, now).ok());
-    const Status committed = store_->Commit(std::move(batch), true);
-    EXPECT_TRUE(committed.ok()) << committed.ToString();
-    return std::move(outcome).value();
-  }
-
-  void Reopen() {
-    store_.reset();
-    store_ = MustOpen(dir_.path());
-    ASSERT_NE(store_, nullptr);
-  }
-
-  ScopedDir dir_;
-  std::unique_ptr<Store> store_;
-};
+// A store opened for the test, with Accept, FireNext and Reopen.
+class StoreTest : public test::StoreFixture {};
 
 // ---- Open, lock, schema.
 
@@ -512,7 +462,7 @@ TEST_F(StoreTest, NoTimersMeansNoNextTimer) {
 
 TEST_F(StoreTest, FiredTimerIsDeletedAndItsNotificationQueued) {
   Accept(Incident("e1", "SI-1"));
-  const engine::Outcome fired = FireNext();  // the sin_notification warning, timer 1
+  const engine::Outcome fired = FireNext().outcome;  // the sin_notification warning, timer 1
   auto timers = store_->DueTimers(At("2100-01-01T00:00:00Z"), 10);
   ASSERT_TRUE(timers.ok());
   EXPECT_EQ(Describe(*timers), (std::vector<std::string>{"SI-1#2@2027-01-06T00:00:00Z",

@@ -1,8 +1,9 @@
 #pragma once
 // Helpers shared by the store tests: a fresh temporary data directory per test, the shipped
 // workflows and calendar with an engine over them, events of the shipped serious_incident
-// workflow, a loop turn's "apply against the batch, else the store" step, and raw RocksDB access
-// so a test can tamper with a closed store the way a careless operator or a bad disk would.
+// workflow, a loop turn's "apply against the batch, else the store" step, a fixture with an open
+// store that accepts events and fires timers, and raw RocksDB access so a test can tamper with a
+// closed store the way a careless operator or a bad disk would.
 // Deterministic: no wall clock, no randomness.
 
 #include <google/protobuf/struct.pb.h>
@@ -11,6 +12,8 @@
 #include <rocksdb/db.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -128,15 +131,24 @@ inline Result<engine::Outcome> FireStored(const Store& store, const TimerEntry& 
   return Engine().Fire(**stored, entry.timer.id(), now);
 }
 
+// Returns the sequences of `records`, in order.
+inline std::vector<uint64_t> Sequences(const std::vector<v1::OutboxRecord>& records) {
+  std::vector<uint64_t> out;
+  for (const auto& r : records) out.push_back(r.sequence());
+  return out;
+}
+
 // A fresh directory under testing::TempDir() named after the running test and the process,
-// removed before and after the test.
+// removed before and after the test. Not created: Store::Open creates it.
 class ScopedDir {
  public:
   ScopedDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    // A parameterized test's names hold '/' ("Prefix/Suite", "Test/Case"): one folder, not two.
+    std::string name = std::string(info->test_suite_name()) + "_" + info->name();
+    std::replace(name.begin(), name.end(), '/', '_');
     path_ = std::filesystem::path(::testing::TempDir()) /
-            ("tandem_store_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" +
-             std::to_string(::getpid()));
+            ("tandem_store_" + name + "_" + std::to_string(::getpid()));
     std::filesystem::remove_all(path_);
   }
   ~ScopedDir() {
@@ -216,5 +228,64 @@ inline std::unique_ptr<Store> MustOpen(const std::filesystem::path& dir,
   EXPECT_TRUE(opened.ok()) << opened.status().ToString();
   return opened.ok() ? std::move(opened).value() : nullptr;
 }
+
+// What StoreFixture::FireNext did: the engine's outcome, and the instant the timer fired at.
+struct Fired {
+  engine::Outcome outcome;
+  calendar::Instant at{};
+};
+
+// A store opened in a fresh directory for each test, and the loop turn's changes one at a time:
+// an accepted event, a fired timer, each in a batch of its own, committed. A step that fails
+// fails the test.
+class StoreFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = MustOpen(dir_.path());
+    ASSERT_NE(store_, nullptr);
+  }
+
+  // Closes the store and opens it again from the same directory.
+  void Reopen() {
+    store_.reset();
+    store_ = MustOpen(dir_.path());
+    ASSERT_NE(store_, nullptr);
+  }
+
+  // Applies `event` at its occurred_at in a batch of its own and commits it.
+  engine::Outcome Accept(const v1::Event& event) {
+    const calendar::Instant now = engine::ToInstant(event.occurred_at());
+    Batch batch = store_->NewBatch();
+    auto outcome = ApplyInTurn(*store_, batch, event, now);
+    EXPECT_TRUE(outcome.ok()) << outcome.status().ToString();
+    if (!outcome.ok()) return {};
+    EXPECT_TRUE(batch.AddAccepted(event, *outcome, now).ok());
+    const Status committed = store_->Commit(std::move(batch), /*sync=*/true);
+    EXPECT_TRUE(committed.ok()) << committed.ToString();
+    return std::move(outcome).value();
+  }
+
+  // Fires the timer due first at its due instant, in a batch of its own, and commits it.
+  Fired FireNext() {
+    auto next = store_->NextDueTimer();
+    EXPECT_TRUE(next.ok() && next->has_value());
+    if (!next.ok() || !next->has_value()) return {};
+    const TimerEntry entry = **next;
+    Fired fired;
+    fired.at = engine::ToInstant(entry.timer.due_at());
+    auto outcome = FireStored(*store_, entry, fired.at);
+    EXPECT_TRUE(outcome.ok()) << outcome.status().ToString();
+    if (!outcome.ok()) return fired;
+    Batch batch = store_->NewBatch();
+    EXPECT_TRUE(batch.AddFired(entry.timer.id(), entry.timer, *outcome, fired.at).ok());
+    const Status committed = store_->Commit(std::move(batch), /*sync=*/true);
+    EXPECT_TRUE(committed.ok()) << committed.ToString();
+    fired.outcome = std::move(outcome).value();
+    return fired;
+  }
+
+  ScopedDir dir_;
+  std::unique_ptr<Store> store_;
+};
 
 }  // namespace tandem::store::test

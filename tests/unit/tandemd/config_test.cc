@@ -10,16 +10,17 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "proto/tandem/v1/config.pb.h"
+#include "tests/unit/tandemd/tandemd_test_util.h"
 
 namespace tandem::tandemd {
 namespace {
@@ -32,21 +33,11 @@ using ::testing::StartsWith;
 
 class ConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("tandem_config_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  void SetUp() override { std::filesystem::create_directories(dir_.path()); }
 
   // Writes `yaml` to <dir>/tandem.yaml and returns its path.
   std::filesystem::path Write(std::string_view yaml) {
-    const std::filesystem::path path = dir_ / "tandem.yaml";
+    const std::filesystem::path path = dir_.path() / "tandem.yaml";
     std::ofstream out(path, std::ios::trunc);
     out << yaml;
     out.close();
@@ -71,11 +62,11 @@ class ConfigTest : public ::testing::Test {
 
   // "<file>:<line>: field '<field>'", how every load error starts.
   std::string At(int line, std::string_view field) const {
-    return (dir_ / "tandem.yaml").string() + ":" + std::to_string(line) + ": field '" +
+    return (dir_.path() / "tandem.yaml").string() + ":" + std::to_string(line) + ": field '" +
            std::string(field) + "'";
   }
 
-  std::filesystem::path dir_;
+  test::ScopedDir dir_;
 };
 
 // "channel=address" for each channel of `route`.
@@ -219,8 +210,21 @@ plugins_dir: /opt/tandem/plugins
 
 // ---- Checks of channels and routes: each names the file, the line and the field.
 
-TEST_F(ConfigTest, AChannelNameMustBeLettersDigitsUnderscoreAndHyphen) {
-  const std::string error = LoadError(R"(channels:
+// A file the checks refuse: the error starts "<file>:<line>: field '<field>'" and says each
+// of `says`.
+struct RefusedFile {
+  std::string name;  // what is wrong with the file, as a test name
+  std::string yaml;
+  int line = 0;
+  std::string field;
+  std::vector<std::string> says;
+};
+
+void PrintTo(const RefusedFile& file, std::ostream* os) { *os << file.name; }
+
+const RefusedFile kRefusedFiles[] = {
+    {.name = "AChannelNameMustBeLettersDigitsUnderscoreAndHyphen",
+     .yaml = R"(channels:
   - name: log
     plugin: log
   - name: team mail
@@ -228,32 +232,22 @@ TEST_F(ConfigTest, AChannelNameMustBeLettersDigitsUnderscoreAndHyphen) {
 routes:
   - channels:
       - channel: log
-)");
-  EXPECT_THAT(error, StartsWith(At(4, "name")));
-  EXPECT_THAT(error, HasSubstr("letters, digits"));
-  // Allowed: both cases, digits, '_' and '-'.
-  EXPECT_TRUE(Load(R"(channels:
-  - name: Team_Mail-2
-    plugin: email
-routes:
-  - channels:
-      - channel: Team_Mail-2
-)")
-                  .ok());
-}
-
-TEST_F(ConfigTest, AChannelWithoutANameIsRefused) {
-  const std::string error = LoadError(R"(channels:
+)",
+     .line = 4,
+     .field = "name",
+     .says = {"letters, digits"}},
+    {.name = "AChannelWithoutANameIsRefused",
+     .yaml = R"(channels:
   - plugin: log
 routes:
   - channels:
       - channel: log
-)");
-  EXPECT_THAT(error, StartsWith(At(2, "name")));
-}
-
-TEST_F(ConfigTest, AChannelDefinedTwiceIsRefusedAtItsSecondDefinition) {
-  const std::string error = LoadError(R"(channels:
+)",
+     .line = 2,
+     .field = "name",
+     .says = {}},
+    {.name = "AChannelDefinedTwiceIsRefusedAtItsSecondDefinition",
+     .yaml = R"(channels:
   - name: log
     plugin: log
   - name: hook
@@ -263,13 +257,12 @@ TEST_F(ConfigTest, AChannelDefinedTwiceIsRefusedAtItsSecondDefinition) {
 routes:
   - channels:
       - channel: log
-)");
-  EXPECT_THAT(error, StartsWith(At(6, "name")));
-  EXPECT_THAT(error, HasSubstr("'log' is defined twice"));
-}
-
-TEST_F(ConfigTest, AChannelWithoutAPluginIsRefused) {
-  const std::string error = LoadError(R"(channels:
+)",
+     .line = 6,
+     .field = "name",
+     .says = {"'log' is defined twice"}},
+    {.name = "AChannelWithoutAPluginIsRefused",
+     .yaml = R"(channels:
   - name: log
     plugin: log
   - name: hook
@@ -278,48 +271,44 @@ TEST_F(ConfigTest, AChannelWithoutAPluginIsRefused) {
 routes:
   - channels:
       - channel: log
-)");
-  EXPECT_THAT(error, StartsWith(At(4, "channels")));
-  EXPECT_THAT(error, HasSubstr("names no plugin"));
-}
-
-TEST_F(ConfigTest, ARouteNamingAnUndefinedChannelIsRefused) {
-  const std::string error = LoadError(R"(routes:
+)",
+     .line = 4,
+     .field = "channels",
+     .says = {"names no plugin"}},
+    {.name = "ARouteNamingAnUndefinedChannelIsRefused",
+     .yaml = R"(routes:
   - channels:
       - channel: log
   - role: dsl
     channels:
       - channel: jsonl
       - channel: teams
-)");
-  EXPECT_THAT(error, StartsWith(At(7, "channel")));
-  EXPECT_THAT(error, HasSubstr("no channel named 'teams'"));
-}
-
-TEST_F(ConfigTest, ARouteWithoutChannelsIsRefused) {
-  const std::string error = LoadError(R"(routes:
+)",
+     .line = 7,
+     .field = "channel",
+     .says = {"no channel named 'teams'"}},
+    {.name = "ARouteWithoutChannelsIsRefused",
+     .yaml = R"(routes:
   - channels:
       - channel: log
   - partnership: staffordshire
     role: dsl
-)");
-  EXPECT_THAT(error, StartsWith(At(4, "routes")));
-  EXPECT_THAT(error, HasSubstr("lists no channels"));
-}
-
-TEST_F(ConfigTest, ARouteWithAnEmptyChannelListIsRefused) {
-  const std::string error = LoadError(R"(routes:
+)",
+     .line = 4,
+     .field = "routes",
+     .says = {"lists no channels"}},
+    {.name = "ARouteWithAnEmptyChannelListIsRefused",
+     .yaml = R"(routes:
   - channels:
       - channel: log
   - role: dsl
     channels: []
-)");
-  EXPECT_THAT(error, StartsWith(At(4, "routes")));
-  EXPECT_THAT(error, HasSubstr("lists no channels"));
-}
-
-TEST_F(ConfigTest, TwoRoutesForOnePartnershipAndRoleAreRefused) {
-  const std::string error = LoadError(R"(routes:
+)",
+     .line = 4,
+     .field = "routes",
+     .says = {"lists no channels"}},
+    {.name = "TwoRoutesForOnePartnershipAndRoleAreRefused",
+     .yaml = R"(routes:
   - channels:
       - channel: log
   - partnership: staffordshire
@@ -333,24 +322,22 @@ TEST_F(ConfigTest, TwoRoutesForOnePartnershipAndRoleAreRefused) {
     partnership: staffordshire
     channels:
       - channel: jsonl
-)");
-  EXPECT_THAT(error, StartsWith(At(11, "routes")));
-  EXPECT_THAT(error, HasSubstr("'staffordshire'"));
-  EXPECT_THAT(error, HasSubstr("'dsl'"));
-}
-
-TEST_F(ConfigTest, TwoCatchAllRoutesAreRefused) {
-  const std::string error = LoadError(R"(routes:
+)",
+     .line = 11,
+     .field = "routes",
+     .says = {"'staffordshire'", "'dsl'"}},
+    {.name = "TwoCatchAllRoutesAreRefused",
+     .yaml = R"(routes:
   - channels:
       - channel: log
   - channels:
       - channel: jsonl
-)");
-  EXPECT_THAT(error, StartsWith(At(4, "routes")));
-}
-
-TEST_F(ConfigTest, RoutesWithoutACatchAllAreRefused) {
-  const std::string error = LoadError(R"(ingest:
+)",
+     .line = 4,
+     .field = "routes",
+     .says = {}},
+    {.name = "RoutesWithoutACatchAllAreRefused",
+     .yaml = R"(ingest:
   max_messages_per_turn: 10
 routes:
   - role: dsl
@@ -359,37 +346,33 @@ routes:
   - partnership: staffordshire
     channels:
       - channel: jsonl
-)");
-  EXPECT_THAT(error, StartsWith(At(3, "routes")));
-  EXPECT_THAT(error, HasSubstr("catch-all"));
-}
-
-TEST_F(ConfigTest, AFilesChannelsWithoutTheDefaultRoutesChannelsNeedRoutes) {
-  const std::string error = LoadError(R"(outbox:
+)",
+     .line = 3,
+     .field = "routes",
+     .says = {"catch-all"}},
+    {.name = "AFilesChannelsWithoutTheDefaultRoutesChannelsNeedRoutes",
+     .yaml = R"(outbox:
   max_attempts: 3
 channels:
   - name: log
     plugin: log
   - name: hook
     plugin: webhook
-)");
-  EXPECT_THAT(error, StartsWith(At(3, "channels")));
-  EXPECT_THAT(error, HasSubstr("'jsonl'"));
-  EXPECT_THAT(error, HasSubstr("give routes too"));
-}
-
-TEST_F(ConfigTest, AChannelsConfigMustBeAMapping) {
-  const std::string error = LoadError(R"(channels:
+)",
+     .line = 3,
+     .field = "channels",
+     .says = {"'jsonl'", "give routes too"}},
+    {.name = "AChannelsConfigMustBeAMapping",
+     .yaml = R"(channels:
   - name: log
     plugin: log
     config: verbose
-)");
-  EXPECT_THAT(error, StartsWith(At(4, "config")));
-  EXPECT_THAT(error, HasSubstr("expected a mapping"));
-}
-
-TEST_F(ConfigTest, AKeyGivenTwiceInAChannelsConfigIsRefused) {
-  const std::string error = LoadError(R"(channels:
+)",
+     .line = 4,
+     .field = "config",
+     .says = {"expected a mapping"}},
+    {.name = "AKeyGivenTwiceInAChannelsConfigIsRefused",
+     .yaml = R"(channels:
   - name: log
     plugin: log
   - name: jsonl
@@ -397,9 +380,35 @@ TEST_F(ConfigTest, AKeyGivenTwiceInAChannelsConfigIsRefused) {
     config:
       path: a.jsonl
       path: b.jsonl
+)",
+     .line = 8,
+     .field = "path",
+     .says = {"given twice"}},
+};
+
+class ConfigRefusesTest : public ConfigTest, public ::testing::WithParamInterface<RefusedFile> {};
+
+TEST_P(ConfigRefusesTest, WithAnErrorNamingTheFileTheLineAndTheField) {
+  const RefusedFile& file = GetParam();
+  const std::string error = LoadError(file.yaml);
+  EXPECT_THAT(error, StartsWith(At(file.line, file.field)));
+  for (const std::string& part : file.says) EXPECT_THAT(error, HasSubstr(part));
+}
+
+INSTANTIATE_TEST_SUITE_P(ChannelsAndRoutes, ConfigRefusesTest, ::testing::ValuesIn(kRefusedFiles),
+                         [](const ::testing::TestParamInfo<RefusedFile>& info) {
+                           return info.param.name;
+                         });
+
+TEST_F(ConfigTest, AChannelNameMayMixCasesDigitsUnderscoreAndHyphen) {
+  auto config = Load(R"(channels:
+  - name: Team_Mail-2
+    plugin: email
+routes:
+  - channels:
+      - channel: Team_Mail-2
 )");
-  EXPECT_THAT(error, HasSubstr("tandem.yaml:8: field 'path'"));
-  EXPECT_THAT(error, HasSubstr("given twice"));
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
 }
 
 // ---- A channel's config: any YAML mapping, as a google.protobuf.Struct.

@@ -9,14 +9,11 @@
 #include "daemon/tandemd/writer.h"
 
 #include <gmock/gmock.h>
-#include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,19 +27,14 @@
 #include "daemon/tandemd/engines.h"
 #include "proto/tandem/v1/envelope.pb.h"
 #include "tests/unit/store/failing_wal.h"
+#include "tests/unit/tandemd/tandemd_test_util.h"
 
 namespace tandem::tandemd {
 namespace {
 
 using store::test::FailingWalFileSystem;
-
+using test::At;
 using ::testing::HasSubstr;
-
-calendar::Instant At(const std::string& rfc3339) {
-  google::protobuf::Timestamp ts;
-  EXPECT_TRUE(google::protobuf::util::TimeUtil::FromString(rfc3339, &ts)) << rfc3339;
-  return engine::ToInstant(ts);
-}
 
 // A retry_delivery request for delivery `id`.
 v1::Request Retry(uint64_t id) {
@@ -81,15 +73,11 @@ struct Sent {
 class WriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("tandem_writer_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
     fs_ = std::make_shared<FailingWalFileSystem>();
     env_ = rocksdb::NewCompositeEnv(fs_);
     store::StoreOptions options;
     options.env_for_test = env_.get();
-    auto store = store::Store::Open(dir_, options);
+    auto store = store::Store::Open(dir_.path(), options);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
     // The seam is live: the database's log goes through the failing file system.
@@ -111,15 +99,9 @@ class WriterTest : public ::testing::Test {
     writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks));
   }
 
-  void TearDown() override {
-    writer_.reset();
-    store_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  // Fires the store's first due timer through the writer, as the timer service does.
-  void FireFirstTimer() {
+  // Sets `batch` to fire the store's first due timer at its due instant, as the timer service
+  // makes it.
+  void FirstTimerBatch(std::optional<store::Batch>* batch) {
     auto next = store_->NextDueTimer();
     ASSERT_TRUE(next.ok() && next->has_value());
     auto stored = store_->GetCase((*next)->case_id);
@@ -127,9 +109,15 @@ class WriterTest : public ::testing::Test {
     const calendar::Instant due = engine::ToInstant((*next)->timer.due_at());
     auto outcome = engines_->Newest().Fire(**stored, (*next)->timer.id(), due);
     ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
-    store::Batch batch = store_->NewBatch();
-    ASSERT_TRUE(batch.AddFired((*next)->timer.id(), (*next)->timer, *outcome, due).ok());
-    ASSERT_TRUE(writer_->Commit(std::move(batch), /*timers_changed=*/true).ok());
+    batch->emplace(store_->NewBatch());
+    ASSERT_TRUE((*batch)->AddFired((*next)->timer.id(), (*next)->timer, *outcome, due).ok());
+  }
+
+  // Fires the store's first due timer through the writer, as the timer service does.
+  void FireFirstTimer() {
+    std::optional<store::Batch> batch;
+    ASSERT_NO_FATAL_FAILURE(FirstTimerBatch(&batch));
+    ASSERT_TRUE(writer_->Commit(std::move(*batch), /*timers_changed=*/true).ok());
   }
 
   // Ends the writer's turn and returns what it sent.
@@ -144,7 +132,9 @@ class WriterTest : public ::testing::Test {
     return sent;
   }
 
-  std::filesystem::path dir_;
+  // Members are destroyed bottom-up: the writer before the store, the store before its
+  // file system, the directory last.
+  test::ScopedDir dir_;
   std::shared_ptr<FailingWalFileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<store::Store> store_;
@@ -194,7 +184,7 @@ TEST_F(WriterTest, FailedCommitSendsNoAckReportsOnceAndRefusesEverythingAfter) {
   // After a restart only what was acked is there.
   writer_.reset();
   store_.reset();
-  auto reopened = store::Store::Open(dir_);
+  auto reopened = store::Store::Open(dir_.path());
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
   const store::Store& db = **reopened;
   ASSERT_TRUE(db.GetCase("SI-1")->has_value());
@@ -221,7 +211,7 @@ TEST_F(WriterTest, FailureOnTheFirstTurnAcksNothingAtAll) {
 
   writer_.reset();
   store_.reset();
-  auto reopened = store::Store::Open(dir_);
+  auto reopened = store::Store::Open(dir_.path());
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
   EXPECT_FALSE((*reopened)->GetCase("SI-1")->has_value());
   EXPECT_FALSE((*reopened)->GetDedupe("e1")->has_value());
@@ -234,18 +224,11 @@ TEST_F(WriterTest, FailedTimerCommitStopsTheWriterToo) {
   writer_->Publish(peer_, Incident("e1", "SI-1"));
   ASSERT_EQ(EndTurn().size(), 1u);
   // The timer service commits through the same path: fire the case's first timer.
-  auto next = store_->NextDueTimer();
-  ASSERT_TRUE(next.ok() && next->has_value());
-  auto stored = store_->GetCase("SI-1");
-  ASSERT_TRUE(stored.ok() && stored->has_value());
-  const calendar::Instant due = engine::ToInstant((*next)->timer.due_at());
-  auto outcome = engines_->Newest().Fire(**stored, (*next)->timer.id(), due);
-  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
-  store::Batch batch = store_->NewBatch();
-  ASSERT_TRUE(batch.AddFired((*next)->timer.id(), (*next)->timer, *outcome, due).ok());
+  std::optional<store::Batch> batch;
+  ASSERT_NO_FATAL_FAILURE(FirstTimerBatch(&batch));
 
   fs_->set_failing(true);
-  const Status failed = writer_->Commit(std::move(batch), /*timers_changed=*/true);
+  const Status failed = writer_->Commit(std::move(*batch), /*timers_changed=*/true);
   EXPECT_FALSE(failed.ok());
   ASSERT_EQ(fatal_.size(), 1u);
   EXPECT_EQ(fatal_[0], failed);
@@ -264,7 +247,7 @@ TEST_F(WriterTest, RetryDeliveryPutsAParkedDeliveryBackAndAnswersWithItPending) 
   });
   writer_->Publish(peer_, Incident("e1", "SI-1"));
   ASSERT_EQ(EndTurn().size(), 1u);
-  FireFirstTimer();
+  ASSERT_NO_FATAL_FAILURE(FireFirstTimer());
   ASSERT_EQ(store_->Outbox(10)->size(), 1u);
   const uint64_t id = (*store_->Outbox(10))[0].sequence();
   // The outbox parked it: a permanent failure.
@@ -326,7 +309,7 @@ TEST_F(WriterTest, RetryDeliveryPutsAParkedDeliveryBackAndAnswersWithItPending) 
 TEST_F(WriterTest, RetryDeliveryOfNoParkedDeliveryAnswersNotFoundAndCommitsNothing) {
   writer_->Publish(peer_, Incident("e1", "SI-1"));
   ASSERT_EQ(EndTurn().size(), 1u);
-  FireFirstTimer();
+  ASSERT_NO_FATAL_FAILURE(FireFirstTimer());
   ASSERT_EQ(store_->Outbox(10)->size(), 1u);
   const uint64_t pending_id = (*store_->Outbox(10))[0].sequence();
   const int commits_before = commits_;
