@@ -14,14 +14,13 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "plugins/common/curl_util.h"
 #include "plugins/common/plugin_util.h"
 
 namespace tandem::plugins {
@@ -30,8 +29,6 @@ namespace {
 // RFC 5321 4.5.3.1: the longest path and local part a server must accept.
 constexpr std::size_t kMaxMailbox = 254;
 constexpr std::size_t kMaxLocalPart = 64;
-// A password file longer than this is not a password file (and is not read into memory).
-constexpr std::uintmax_t kMaxPasswordFileBytes = 4096;
 // The longest subject written as is; longer ones go into encoded words, which fold.
 constexpr std::size_t kMaxPlainSubject = 900;
 // Bytes of subject per RFC 2047 encoded word: 39 bytes are 52 base64 characters, so a word is 64
@@ -41,20 +38,6 @@ constexpr std::size_t kEncodedWordBytes = 39;
 constexpr std::size_t kMaxQuotedPrintableLine = 75;
 
 constexpr char kHex[] = "0123456789ABCDEF";
-
-// Initialises libcurl and libsodium once per process, however many instances (and threads)
-// ask. Returns "" on success, else what failed. Never cleans up: other instances, and other
-// plugins in the same process, may go on using both libraries.
-const std::string& InitLibraries() {
-  // A function-local static is initialised exactly once even when threads race to it; that also
-  // orders the two calls. (curl_global_init is itself thread-safe from libcurl 7.84.)
-  static const std::string error = []() -> std::string {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return "cannot initialise libcurl";
-    if (sodium_init() < 0) return "cannot initialise libsodium";
-    return "";
-  }();
-  return error;
-}
 
 bool IsAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -134,31 +117,6 @@ bool IsHeloName(std::string_view name) {
     });
   }
   return IsHostName(name);
-}
-
-// Returns `bytes` percent-encoded: every byte for which `plain` is false as "%XX".
-template <typename Plain>
-std::string PercentEncode(std::string_view bytes, Plain plain) {
-  std::string out;
-  for (const char c : bytes) {
-    if (plain(c)) {
-      out += c;
-    } else {
-      const auto u = static_cast<unsigned char>(c);
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 0xF];
-    }
-  }
-  return out;
-}
-
-// Returns `id` as a header value: as is when it is printable ASCII without blanks or '%', else
-// percent-encoded, so that no id can break a header line and two ids never share an encoding.
-std::string HeaderSafeId(std::string_view id) {
-  auto plain = [](char c) { return c > 0x20 && c < 0x7F && c != '%'; };
-  if (std::all_of(id.begin(), id.end(), plain)) return std::string(id);
-  return PercentEncode(id, plain);
 }
 
 // Returns the Message-ID's part before "@tandem" for notification `id`: the id itself when it is
@@ -294,59 +252,6 @@ std::string ComposeMessage(const std::string& from, const std::string& to,
   return message;
 }
 
-// Returns `file` resolved against `data_dir` when it is relative.
-std::filesystem::path Resolve(const std::string& file, const std::string& data_dir) {
-  std::filesystem::path path(file);
-  if (path.is_relative()) path = std::filesystem::path(data_dir) / path;
-  return path.lexically_normal();
-}
-
-// Overwrites `secret` before it is freed.
-void Wipe(std::string& secret) {
-  if (!secret.empty()) sodium_memzero(secret.data(), secret.size());
-  secret.clear();
-}
-
-// Returns the contents of the password file `path` without trailing line breaks, or records in
-// `config` why it cannot be read. Never quotes the contents.
-std::optional<std::string> ReadPasswordFile(const std::filesystem::path& path, Config& config) {
-  std::error_code ec;
-  const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) {
-    config.Fail("password_file", "cannot read " + path.string() + ": " + ec.message());
-    return std::nullopt;
-  }
-  if (size > kMaxPasswordFileBytes) {
-    config.Fail("password_file", path.string() + " is larger than " +
-                                     std::to_string(kMaxPasswordFileBytes) + " bytes");
-    return std::nullopt;
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) {
-    Wipe(contents);
-    config.Fail("password_file", "cannot read " + path.string());
-    return std::nullopt;
-  }
-  while (!contents.empty() && (contents.back() == '\n' || contents.back() == '\r')) {
-    contents.back() = '\0';
-    contents.pop_back();
-  }
-  if (contents.empty()) config.Fail("password_file", path.string() + " is empty");
-  return contents;
-}
-
-using UrlHandle = std::unique_ptr<CURLU, decltype(&curl_url_cleanup)>;
-
-// Returns the part `part` of `url`, or "" when it has none.
-std::string UrlPart(CURLU* url, CURLUPart part, unsigned int flags = 0) {
-  char* value = nullptr;
-  if (curl_url_get(url, part, &value, flags) != CURLUE_OK || value == nullptr) return "";
-  std::string out(value);
-  curl_free(value);
-  return out;
-}
-
 // The configured SMTP server.
 struct Server {
   // Why `server` (or `helo`) cannot be used; "" if it can.
@@ -363,19 +268,9 @@ struct Server {
 // libcurl takes the EHLO name from. No I/O.
 Server ParseServer(const std::string& server, const std::string& helo) {
   Server out;
-  UrlHandle url(curl_url(), &curl_url_cleanup);
-  if (url == nullptr) {
-    out.error = "out of memory";
-    return out;
-  }
-  if (const CURLUcode code = curl_url_set(url.get(), CURLUPART_URL, server.c_str(), 0);
-      code != CURLUE_OK) {
-    out.error = std::string("not a URL (") + curl_url_strerror(code) + ")";
-    return out;
-  }
-  std::string scheme = UrlPart(url.get(), CURLUPART_SCHEME);
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const UrlHandle url = ParseUrl(server, &out.error);
+  if (url == nullptr) return out;
+  const std::string scheme = UrlScheme(url.get());
   const std::string host = UrlPart(url.get(), CURLUPART_HOST);
   const std::string path = UrlPart(url.get(), CURLUPART_PATH);
   if (scheme != "smtp" && scheme != "smtps") {
@@ -391,7 +286,7 @@ Server ParseServer(const std::string& server, const std::string& helo) {
   }
   if (!out.error.empty()) return out;
   out.smtps = scheme == "smtps";
-  out.origin = scheme + "://" + host + ":" + UrlPart(url.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  out.origin = UrlOrigin(url.get());
   if (!helo.empty() &&
       curl_url_set(url.get(), CURLUPART_PATH, ("/" + helo).c_str(), 0) != CURLUE_OK) {
     out.error = "cannot put the EHLO name into the URL";
@@ -416,28 +311,6 @@ size_t ReadMessage(char* buffer, size_t size, size_t count, void* context) {
   upload->sent += n;
   return n;
 }
-
-// A curl_slist that frees itself. Add reports whether the line was added.
-class StringList {
- public:
-  StringList() = default;
-  ~StringList() { curl_slist_free_all(list_); }
-  StringList(const StringList&) = delete;
-  StringList& operator=(const StringList&) = delete;
-
-  bool Add(const std::string& line) {
-    curl_slist* grown = curl_slist_append(list_, line.c_str());
-    if (grown == nullptr) return false;
-    list_ = grown;
-    return true;
-  }
-  curl_slist* get() const { return list_; }
-
- private:
-  curl_slist* list_ = nullptr;
-};
-
-using CurlHandle = std::unique_ptr<CURL, decltype(&curl_easy_cleanup)>;
 
 // How the STARTTLS setting maps onto libcurl's CURLOPT_USE_SSL.
 enum class StartTls { kOff, kRequired, kOpportunistic };
@@ -477,8 +350,7 @@ class Email final : public Instance {
 
   const std::string origin_;
   const std::string from_;
-  CurlHandle curl_{nullptr, &curl_easy_cleanup};
-  char curl_error_[CURL_ERROR_SIZE] = {};
+  CurlEasy curl_;
 };
 
 std::unique_ptr<Instance> Email::Make(std::string_view /*name*/, Config& config,
@@ -525,8 +397,9 @@ std::unique_ptr<Instance> Email::Make(std::string_view /*name*/, Config& config,
   if (!settings.password.empty() && !password_file.empty()) {
     config.Fail("password_file", "set at most one of password and password_file");
   } else if (!password_file.empty()) {
-    if (std::optional<std::string> contents =
-            ReadPasswordFile(Resolve(password_file, host.data_dir), config)) {
+    const std::filesystem::path path = ResolveDataPath(password_file, host.data_dir);
+    if (std::optional<std::string> contents = ReadSecretFile(path, "password_file", config)) {
+      if (contents->empty()) config.Fail("password_file", path.string() + " is empty");
       settings.password = std::move(*contents);
     }
   }
@@ -544,14 +417,7 @@ std::unique_ptr<Instance> Email::Make(std::string_view /*name*/, Config& config,
                   [](unsigned char c) { return c < 0x20 || c == 0x7F; })) {
     config.Fail("username", "has control characters");
   }
-  if (!ca_file.empty()) {
-    settings.ca_file = Resolve(ca_file, host.data_dir).string();
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(settings.ca_file, ec) ||
-        !std::ifstream(settings.ca_file).good()) {
-      config.Fail("ca_file", "cannot read " + settings.ca_file);
-    }
-  }
+  settings.ca_file = ResolveCaFile(ca_file, host.data_dir, config);
   if (!config.Finish().empty()) {
     Wipe(settings.password);
     return nullptr;
@@ -575,42 +441,29 @@ std::unique_ptr<Instance> Email::Make(std::string_view /*name*/, Config& config,
 }
 
 std::string Email::SetUp(const Settings& settings) {
-  curl_.reset(curl_easy_init());
-  if (curl_ == nullptr) return "cannot create a libcurl handle";
-  std::string failed;
-  auto set = [this, &failed](CURLoption option, auto value, const char* option_name) {
-    if (!failed.empty()) return;
-    if (const CURLcode code = curl_easy_setopt(curl_.get(), option, value); code != CURLE_OK) {
-      failed = std::string("libcurl refused ") + option_name + ": " + curl_easy_strerror(code);
-    }
-  };
   long use_ssl = CURLUSESSL_NONE;
   if (settings.starttls == StartTls::kRequired) use_ssl = CURLUSESSL_ALL;
   if (settings.starttls == StartTls::kOpportunistic) use_ssl = CURLUSESSL_TRY;
   const std::string mail_from = "<" + settings.from + ">";
-  // Signals are not ours to use (plugin.h); libcurl's threaded resolver needs none.
-  set(CURLOPT_NOSIGNAL, 1L, "CURLOPT_NOSIGNAL");
-  set(CURLOPT_PROTOCOLS_STR, "smtp,smtps", "CURLOPT_PROTOCOLS_STR");
-  set(CURLOPT_URL, settings.server.url.c_str(), "CURLOPT_URL");
+  if (std::string why = curl_.Open("smtp,smtps", settings.ca_file); !why.empty()) return why;
+  CurlOptions options(curl_.get());
+  options.Set(CURLOPT_URL, settings.server.url.c_str(), "CURLOPT_URL");
   // Straight to the server: an all_proxy meant for the web must not carry mail.
-  set(CURLOPT_PROXY, "", "CURLOPT_PROXY");
-  set(CURLOPT_USE_SSL, use_ssl, "CURLOPT_USE_SSL");
-  set(CURLOPT_SSL_VERIFYPEER, 1L, "CURLOPT_SSL_VERIFYPEER");
-  set(CURLOPT_SSL_VERIFYHOST, 2L, "CURLOPT_SSL_VERIFYHOST");
-  if (!settings.ca_file.empty()) set(CURLOPT_CAINFO, settings.ca_file.c_str(), "CURLOPT_CAINFO");
+  options.Set(CURLOPT_PROXY, "", "CURLOPT_PROXY");
+  options.Set(CURLOPT_USE_SSL, use_ssl, "CURLOPT_USE_SSL");
   if (!settings.username.empty()) {
-    set(CURLOPT_USERNAME, settings.username.c_str(), "CURLOPT_USERNAME");
-    set(CURLOPT_PASSWORD, settings.password.c_str(), "CURLOPT_PASSWORD");
+    options.Set(CURLOPT_USERNAME, settings.username.c_str(), "CURLOPT_USERNAME");
+    options.Set(CURLOPT_PASSWORD, settings.password.c_str(), "CURLOPT_PASSWORD");
   }
-  set(CURLOPT_MAIL_FROM, mail_from.c_str(), "CURLOPT_MAIL_FROM");
-  set(CURLOPT_TIMEOUT_MS, static_cast<long>(settings.timeout.count()), "CURLOPT_TIMEOUT_MS");
+  options.Set(CURLOPT_MAIL_FROM, mail_from.c_str(), "CURLOPT_MAIL_FROM");
+  options.Set(CURLOPT_TIMEOUT_MS, static_cast<long>(settings.timeout.count()),
+              "CURLOPT_TIMEOUT_MS");
   // A fresh connection per message: notifications are rare, servers drop idle connections, and
   // libcurl does not retry an SMTP transaction on a connection that died while idle.
-  set(CURLOPT_FORBID_REUSE, 1L, "CURLOPT_FORBID_REUSE");
-  set(CURLOPT_UPLOAD, 1L, "CURLOPT_UPLOAD");
-  set(CURLOPT_READFUNCTION, &ReadMessage, "CURLOPT_READFUNCTION");
-  set(CURLOPT_ERRORBUFFER, curl_error_, "CURLOPT_ERRORBUFFER");
-  return failed;
+  options.Set(CURLOPT_FORBID_REUSE, 1L, "CURLOPT_FORBID_REUSE");
+  options.Set(CURLOPT_UPLOAD, 1L, "CURLOPT_UPLOAD");
+  options.Set(CURLOPT_READFUNCTION, &ReadMessage, "CURLOPT_READFUNCTION");
+  return options.failed();
 }
 
 Outcome Email::Deliver(const tandem_plugin_delivery& delivery) {
@@ -622,11 +475,11 @@ Outcome Email::Deliver(const tandem_plugin_delivery& delivery) {
   const std::string message = ComposeMessage(
       from_, to, delivery, std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
   Upload upload{message};
-  StringList recipients;
+  CurlList recipients;
   if (!recipients.Add("<" + to + ">")) return Outcome::Retry(where + ": out of memory");
 
   CURL* curl = curl_.get();
-  curl_error_[0] = '\0';
+  curl_.ClearError();
   CURLcode code = curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, recipients.get());
   if (code == CURLE_OK) code = curl_easy_setopt(curl, CURLOPT_READDATA, &upload);
   if (code == CURLE_OK) {
@@ -643,9 +496,8 @@ Outcome Email::Deliver(const tandem_plugin_delivery& delivery) {
   // refusal (5xx: permanent) from a "try again later" (4xx) and from a broken connection (none).
   long reply = 0;
   if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply) != CURLE_OK) reply = 0;
-  std::string what = where + ": " +
-                     (curl_error_[0] != '\0' ? curl_error_ : curl_easy_strerror(code)) +
-                     " (curl error " + std::to_string(static_cast<int>(code));
+  std::string what = where + ": " + curl_.ErrorText(code) + " (curl error " +
+                     std::to_string(static_cast<int>(code));
   if (reply != 0) what += ", last reply " + std::to_string(reply);
   what += ")";
   if (reply >= 500 && reply <= 599) return Outcome::Permanent(std::move(what));
@@ -654,12 +506,7 @@ Outcome Email::Deliver(const tandem_plugin_delivery& delivery) {
   return Outcome::Retry(std::move(what));
 }
 
-std::unique_ptr<Instance> MakeEmail(std::string_view name, Config& config,
-                                    const tandem_plugin_host& host, std::string* error) {
-  return Email::Make(name, config, host, error);
-}
-
 }  // namespace
 }  // namespace tandem::plugins
 
-TANDEM_DEFINE_PLUGIN("email", "1.0.0", &::tandem::plugins::MakeEmail)
+TANDEM_DEFINE_PLUGIN("email", "1.0.0", &::tandem::plugins::Email::Make)

@@ -9,9 +9,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "plugins/common/curl_util.h"
 #include "plugins/common/plugin_util.h"
 
 namespace tandem::plugins {
@@ -27,8 +25,6 @@ namespace {
 constexpr std::string_view kSecretPrefix = "whsec_";
 // Standard Webhooks recommends 24 to 64 bytes of key; fewer than 16 is refused.
 constexpr std::size_t kMinKeyBytes = 16;
-// A secret file longer than this is not a secret file (and is not read into memory).
-constexpr std::uintmax_t kMaxSecretFileBytes = 4096;
 constexpr std::string_view kDefaultUserAgent = "tandem-webhook/1.0";
 
 // Headers the plugin sets itself, or that only libcurl may set; `headers` may not name them.
@@ -36,28 +32,6 @@ constexpr std::string_view kReservedHeaders[] = {
     "webhook-id",   "webhook-timestamp", "webhook-signature", "tandem-delivery-id",
     "content-type", "content-length",    "transfer-encoding", "host",
     "expect",       "connection"};
-
-// Initialises libcurl and libsodium once per process, however many instances (and threads)
-// ask. Returns "" on success, else what failed. Never cleans up: other instances, and other
-// plugins in the same process, may go on using both libraries.
-const std::string& InitLibraries() {
-  // A function-local static is initialised exactly once even when threads race to it; that also
-  // orders the two calls. (curl_global_init is itself thread-safe from libcurl 7.84.)
-  static const std::string error = []() -> std::string {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return "cannot initialise libcurl";
-    if (sodium_init() < 0) return "cannot initialise libsodium";
-    return "";
-  }();
-  return error;
-}
-
-char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string ToLower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = LowerAscii(c);
-  return out;
-}
 
 // Returns true if `name` is an HTTP field name (RFC 9110 token).
 bool IsToken(std::string_view name) {
@@ -79,36 +53,6 @@ bool IsFieldValue(std::string_view value) {
   }
   return value.empty() || (value.front() != ' ' && value.front() != '\t' && value.back() != ' ' &&
                            value.back() != '\t');
-}
-
-// Returns `id` as a header value: as is when it is printable ASCII without blanks or '%', else
-// with every other byte (and '%') percent-encoded, so that no id can break a header line and two
-// different ids never share an encoding. tandemd's ids ("<case>:<cause>:<n>") pass as is.
-std::string HeaderSafeId(std::string_view id) {
-  auto plain = [](char c) { return c > 0x20 && c < 0x7F && c != '%'; };
-  bool all_plain = true;
-  for (const char c : id) all_plain = all_plain && plain(c);
-  if (all_plain) return std::string(id);
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : id) {
-    if (plain(c)) {
-      out += c;
-    } else {
-      const auto u = static_cast<unsigned char>(c);
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 0xF];
-    }
-  }
-  return out;
-}
-
-// Returns `file` resolved against `data_dir` when it is relative.
-std::filesystem::path Resolve(const std::string& file, const std::string& data_dir) {
-  std::filesystem::path path(file);
-  if (path.is_relative()) path = std::filesystem::path(data_dir) / path;
-  return path.lexically_normal();
 }
 
 // The key of a Standard Webhooks secret. Owned by one instance, which only reads it; wiped from
@@ -160,12 +104,6 @@ class SigningKey {
   std::vector<unsigned char> bytes_;
 };
 
-// Overwrites `secret` before it is freed.
-void Wipe(std::string& secret) {
-  if (!secret.empty()) sodium_memzero(secret.data(), secret.size());
-  secret.clear();
-}
-
 // Returns the key of the Standard Webhooks secret `secret` ("whsec_" and the key in base64,
 // padded or not), or records in `config` why it is not one, against `key`. Never quotes the
 // secret.
@@ -202,45 +140,6 @@ std::optional<SigningKey> DecodeSecret(std::string_view secret, const std::strin
   return SigningKey(std::move(bytes));
 }
 
-// Returns the contents of the secret file `path` without trailing line breaks, or records in
-// `config` why it cannot be read. Never quotes the contents.
-std::optional<std::string> ReadSecretFile(const std::filesystem::path& path, Config& config) {
-  std::error_code ec;
-  const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) {
-    config.Fail("secret_file", "cannot read " + path.string() + ": " + ec.message());
-    return std::nullopt;
-  }
-  if (size > kMaxSecretFileBytes) {
-    config.Fail("secret_file", path.string() + " is larger than " +
-                                   std::to_string(kMaxSecretFileBytes) + " bytes");
-    return std::nullopt;
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) {
-    Wipe(contents);
-    config.Fail("secret_file", "cannot read " + path.string());
-    return std::nullopt;
-  }
-  while (!contents.empty() && (contents.back() == '\n' || contents.back() == '\r')) {
-    contents.back() = '\0';
-    contents.pop_back();
-  }
-  return contents;
-}
-
-using UrlHandle = std::unique_ptr<CURLU, decltype(&curl_url_cleanup)>;
-
-// Returns the part `part` of `url`, or "" when it has none.
-std::string UrlPart(CURLU* url, CURLUPart part, unsigned int flags = 0) {
-  char* value = nullptr;
-  if (curl_url_get(url, part, &value, flags) != CURLUE_OK || value == nullptr) return "";
-  std::string out(value);
-  curl_free(value);
-  return out;
-}
-
 // A webhook address taken apart: what messages may name (scheme, host and port) and what they
 // must not (the path and query, which may carry access tokens).
 struct Target {
@@ -256,17 +155,9 @@ struct Target {
 // it is an http:// or https:// URL with a host, https:// only when `require_https`. No I/O.
 Target ParseTarget(const std::string& url, bool require_https) {
   Target target;
-  UrlHandle handle(curl_url(), &curl_url_cleanup);
-  if (handle == nullptr) {
-    target.error = "out of memory";
-    return target;
-  }
-  if (const CURLUcode code = curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), 0);
-      code != CURLUE_OK) {
-    target.error = std::string("not a URL (") + curl_url_strerror(code) + ")";
-    return target;
-  }
-  const std::string scheme = ToLower(UrlPart(handle.get(), CURLUPART_SCHEME));
+  const UrlHandle handle = ParseUrl(url, &target.error);
+  if (handle == nullptr) return target;
+  const std::string scheme = UrlScheme(handle.get());
   const std::string host = UrlPart(handle.get(), CURLUPART_HOST);
   if (scheme != "http" && scheme != "https") {
     target.error = "the scheme is not http or https";
@@ -279,8 +170,7 @@ Target ParseTarget(const std::string& url, bool require_https) {
     target.error = "the URL has no host";
     return target;
   }
-  target.origin =
-      scheme + "://" + host + ":" + UrlPart(handle.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  target.origin = UrlOrigin(handle.get());
   if (require_https && scheme != "https") {
     target.error = "https is required (require_https) but the URL is http";
     return target;
@@ -322,28 +212,6 @@ size_t DiscardBody(char* /*data*/, size_t size, size_t count, void* /*context*/)
   return size * count;
 }
 
-// A curl_slist that frees itself. Add reports whether the line was added.
-class HeaderList {
- public:
-  HeaderList() = default;
-  ~HeaderList() { curl_slist_free_all(list_); }
-  HeaderList(const HeaderList&) = delete;
-  HeaderList& operator=(const HeaderList&) = delete;
-
-  bool Add(const std::string& line) {
-    curl_slist* grown = curl_slist_append(list_, line.c_str());
-    if (grown == nullptr) return false;
-    list_ = grown;
-    return true;
-  }
-  curl_slist* get() const { return list_; }
-
- private:
-  curl_slist* list_ = nullptr;
-};
-
-using CurlHandle = std::unique_ptr<CURL, decltype(&curl_easy_cleanup)>;
-
 // One webhook channel instance: its settings, its signing key, and its own CURL handle, whose
 // connection cache keeps connections to receivers open between deliveries. Created and destroyed
 // on the daemon's main thread; Deliver runs on one thread at a time (plugin.h, "Threading").
@@ -371,8 +239,7 @@ class Webhook final : public Instance {
   const bool require_https_;
   // "Name: value" lines from `headers`.
   const std::vector<std::string> extra_headers_;
-  CurlHandle curl_{nullptr, &curl_easy_cleanup};
-  char curl_error_[CURL_ERROR_SIZE] = {};
+  CurlEasy curl_;
 };
 
 std::unique_ptr<Instance> Webhook::Make(std::string_view /*name*/, Config& config,
@@ -405,8 +272,8 @@ std::unique_ptr<Instance> Webhook::Make(std::string_view /*name*/, Config& confi
                                : "set exactly one of secret and secret_file, not both");
   } else if (!secret.empty()) {
     key = DecodeSecret(secret, "secret", config);
-  } else if (std::optional<std::string> contents =
-                 ReadSecretFile(Resolve(secret_file, host.data_dir), config)) {
+  } else if (std::optional<std::string> contents = ReadSecretFile(
+                 ResolveDataPath(secret_file, host.data_dir), "secret_file", config)) {
     key = DecodeSecret(*contents, "secret_file", config);
     Wipe(*contents);
   }
@@ -415,7 +282,7 @@ std::unique_ptr<Instance> Webhook::Make(std::string_view /*name*/, Config& confi
   std::vector<std::string> extra_headers;
   for (const auto& [header, value] : headers) {
     const std::string where = "headers." + header;
-    const std::string lower = ToLower(header);
+    const std::string lower = ToLowerAscii(header);
     bool reserved = false;
     for (const std::string_view name : kReservedHeaders) reserved = reserved || lower == name;
     if (!IsToken(header)) {
@@ -432,14 +299,7 @@ std::unique_ptr<Instance> Webhook::Make(std::string_view /*name*/, Config& confi
   if (!IsFieldValue(user_agent)) {
     config.Fail("user_agent", "has control characters or leading or trailing blanks");
   }
-  std::string ca_path;
-  if (!ca_file.empty()) {
-    ca_path = Resolve(ca_file, host.data_dir).string();
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(ca_path, ec) || !std::ifstream(ca_path).good()) {
-      config.Fail("ca_file", "cannot read " + ca_path);
-    }
-  }
+  const std::string ca_path = ResolveCaFile(ca_file, host.data_dir, config);
   if (!config.Finish().empty() || !key.has_value()) return nullptr;
 
   std::unique_ptr<Webhook> webhook(
@@ -459,33 +319,19 @@ std::unique_ptr<Instance> Webhook::Make(std::string_view /*name*/, Config& confi
 std::string Webhook::SetUp(std::chrono::milliseconds timeout,
                            std::chrono::milliseconds connect_timeout, const std::string& user_agent,
                            const std::string& ca_file) {
-  curl_.reset(curl_easy_init());
-  if (curl_ == nullptr) return "cannot create a libcurl handle";
-  std::string failed;
-  auto set = [this, &failed](CURLoption option, auto value, const char* option_name) {
-    if (!failed.empty()) return;
-    if (const CURLcode code = curl_easy_setopt(curl_.get(), option, value); code != CURLE_OK) {
-      failed = std::string("libcurl refused ") + option_name + ": " + curl_easy_strerror(code);
-    }
-  };
   const char* protocols = require_https_ ? "https" : "http,https";
-  // Signals are not ours to use (plugin.h); libcurl's threaded resolver needs none.
-  set(CURLOPT_NOSIGNAL, 1L, "CURLOPT_NOSIGNAL");
-  set(CURLOPT_PROTOCOLS_STR, protocols, "CURLOPT_PROTOCOLS_STR");
+  if (std::string why = curl_.Open(protocols, ca_file); !why.empty()) return why;
+  CurlOptions options(curl_.get());
   // Never follow a redirect (Classify explains why); the protocol list guards it twice.
-  set(CURLOPT_FOLLOWLOCATION, 0L, "CURLOPT_FOLLOWLOCATION");
-  set(CURLOPT_REDIR_PROTOCOLS_STR, protocols, "CURLOPT_REDIR_PROTOCOLS_STR");
-  set(CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()), "CURLOPT_TIMEOUT_MS");
-  set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()),
-      "CURLOPT_CONNECTTIMEOUT_MS");
-  set(CURLOPT_SSL_VERIFYPEER, 1L, "CURLOPT_SSL_VERIFYPEER");
-  set(CURLOPT_SSL_VERIFYHOST, 2L, "CURLOPT_SSL_VERIFYHOST");
-  if (!ca_file.empty()) set(CURLOPT_CAINFO, ca_file.c_str(), "CURLOPT_CAINFO");
-  set(CURLOPT_USERAGENT, user_agent.c_str(), "CURLOPT_USERAGENT");
-  set(CURLOPT_TCP_KEEPALIVE, 1L, "CURLOPT_TCP_KEEPALIVE");
-  set(CURLOPT_WRITEFUNCTION, &DiscardBody, "CURLOPT_WRITEFUNCTION");
-  set(CURLOPT_ERRORBUFFER, curl_error_, "CURLOPT_ERRORBUFFER");
-  return failed;
+  options.Set(CURLOPT_FOLLOWLOCATION, 0L, "CURLOPT_FOLLOWLOCATION");
+  options.Set(CURLOPT_REDIR_PROTOCOLS_STR, protocols, "CURLOPT_REDIR_PROTOCOLS_STR");
+  options.Set(CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()), "CURLOPT_TIMEOUT_MS");
+  options.Set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()),
+              "CURLOPT_CONNECTTIMEOUT_MS");
+  options.Set(CURLOPT_USERAGENT, user_agent.c_str(), "CURLOPT_USERAGENT");
+  options.Set(CURLOPT_TCP_KEEPALIVE, 1L, "CURLOPT_TCP_KEEPALIVE");
+  options.Set(CURLOPT_WRITEFUNCTION, &DiscardBody, "CURLOPT_WRITEFUNCTION");
+  return options.failed();
 }
 
 std::string Webhook::CheckAddress(std::string_view address) const {
@@ -503,7 +349,7 @@ Outcome Webhook::Deliver(const tandem_plugin_delivery& delivery) {
                          std::chrono::system_clock::now().time_since_epoch())
                          .count());
   const std::string_view body(delivery.json, delivery.json_size);
-  HeaderList headers;
+  CurlList headers;
   bool built = headers.Add("content-type: application/json") && headers.Add("webhook-id: " + id) &&
                headers.Add("webhook-timestamp: " + timestamp) &&
                headers.Add("webhook-signature: " + key_.Sign(id, timestamp, body)) &&
@@ -514,7 +360,7 @@ Outcome Webhook::Deliver(const tandem_plugin_delivery& delivery) {
   if (!built) return Outcome::Retry(where + ": out of memory building the request");
 
   CURL* curl = curl_.get();
-  curl_error_[0] = '\0';
+  curl_.ClearError();
   CURLcode code = curl_easy_setopt(curl, CURLOPT_URL, delivery.address);
   if (code == CURLE_OK) code = curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
   if (code == CURLE_OK) {
@@ -527,7 +373,7 @@ Outcome Webhook::Deliver(const tandem_plugin_delivery& delivery) {
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, static_cast<const char*>(nullptr));
   if (code != CURLE_OK)
-    return Outcome::Retry(where + ": " + CurlFailure(code, curl_error_, target));
+    return Outcome::Retry(where + ": " + CurlFailure(code, curl_.error_detail(), target));
 
   long status = 0;
   if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
@@ -536,12 +382,7 @@ Outcome Webhook::Deliver(const tandem_plugin_delivery& delivery) {
   return Classify(status, where);
 }
 
-std::unique_ptr<Instance> MakeWebhook(std::string_view name, Config& config,
-                                      const tandem_plugin_host& host, std::string* error) {
-  return Webhook::Make(name, config, host, error);
-}
-
 }  // namespace
 }  // namespace tandem::plugins
 
-TANDEM_DEFINE_PLUGIN("webhook", "1.0.0", &::tandem::plugins::MakeWebhook)
+TANDEM_DEFINE_PLUGIN("webhook", "1.0.0", &::tandem::plugins::Webhook::Make)

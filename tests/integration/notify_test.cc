@@ -59,6 +59,18 @@ class NotifyTest : public TandemdTest {
     return {"--data", data_.string(), "--config", config.string()};
   }
 
+  // Channels and routes sending every notification to one webhook channel, "partners", at
+  // `url`; `settings` are more of its config keys (", timeout_ms: 5000").
+  static std::string WebhookOnly(const std::string& url, const std::string& settings = "") {
+    return "channels:\n"
+           "  - {name: partners, plugin: webhook, config: {secret: \"" +
+           std::string(kSecret) + "\"" + settings +
+           "}}\n"
+           "routes:\n"
+           "  - channels: [{channel: partners, address: \"" +
+           url + "\"}]\n";
+  }
+
   // A plugins directory holding the shipped plugins and the named test plugins (symlinks), for
   // a configuration's plugins_dir.
   fs::path PluginsDir(const std::vector<std::string>& test_plugins) {
@@ -120,13 +132,7 @@ TEST_F(NotifyTest, WebhookIsRetriedAfterA500WithTheSameNotificationId) {
   HttpReceiver receiver;
   receiver.RespondWith({500});
   Daemon d(dir_, "tandemd");
-  d.Start(Config("channels:\n"
-                 "  - {name: partners, plugin: webhook, config: {secret: \"" +
-                 std::string(kSecret) +
-                 "\", timeout_ms: 5000}}\n"
-                 "routes:\n"
-                 "  - channels: [{channel: partners, address: \"" +
-                 receiver.url("/hooks/tandem") + "\"}]\n"));
+  d.Start(Config(WebhookOnly(receiver.url("/hooks/tandem"), ", timeout_ms: 5000")));
   const std::string ep = d.WaitReady();
   ASSERT_EQ(Publish(ep, {Incident("a1", "SI-A")}).code, 0);
   std::vector<std::string> ids;
@@ -219,13 +225,7 @@ TEST_F(NotifyTest, KilledBetweenSendAndRecordDeliversAgainWithTheSameId) {
   HttpReceiver receiver;
   receiver.Hold(true);
   const std::vector<std::string> args =
-      Config("channels:\n"
-             "  - {name: partners, plugin: webhook, config: {secret: \"" +
-             std::string(kSecret) +
-             "\", timeout_ms: 30000}}\n"
-             "routes:\n"
-             "  - channels: [{channel: partners, address: \"" +
-             receiver.url() + "\"}]\n");
+      Config(WebhookOnly(receiver.url(), ", timeout_ms: 30000"));
   std::string first_id;
   {
     Daemon d(dir_, "first");
@@ -257,13 +257,7 @@ TEST_F(NotifyTest, PermanentFailureParksTheDeliveryAndRetryDeliversIt) {
   HttpReceiver receiver;
   receiver.RespondWith({400, 400});
   Daemon d(dir_, "tandemd");
-  d.Start(Config("channels:\n"
-                 "  - {name: partners, plugin: webhook, config: {secret: \"" +
-                 std::string(kSecret) +
-                 "\"}}\n"
-                 "routes:\n"
-                 "  - channels: [{channel: partners, address: \"" +
-                 receiver.url() + "\"}]\n"));
+  d.Start(Config(WebhookOnly(receiver.url())));
   const std::string ep = d.WaitReady();
   ASSERT_EQ(Publish(ep, {Incident("a1", "SI-A")}).code, 0);
   std::vector<Json> parked;

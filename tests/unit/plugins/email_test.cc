@@ -1,28 +1,31 @@
 // The email plugin (plugins/email), loaded from the build tree through the daemon's own plugin
 // host and sending to an SmtpReceiver on loopback: the envelope and the message it sends, how it
-// maps the server's replies onto outcomes, and what its configuration and addresses accept. Also
-// the SmtpReceiver itself, driven line by line, for what the plugin's sessions do not exercise.
+// maps the server's replies onto outcomes, TLS (smtps and STARTTLS) and logging in, and what its
+// configuration and addresses accept. Also the SmtpReceiver itself, driven line by line, for what
+// the plugin's sessions do not exercise.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sodium.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "daemon/outbox/plugin.h"
+#include "tests/unit/plugins/plugin_fixture.h"
 #include "tests/unit/plugins/plugin_test_util.h"
+#include "tests/unit/plugins/raw_client.h"
 #include "tests/unit/plugins/smtp_receiver.h"
+#include "tests/unit/plugins/tls_test_util.h"
 
 namespace tandem::plugin_test {
 namespace {
@@ -34,80 +37,6 @@ constexpr milliseconds kWait{5000};
 
 constexpr char kFrom[] = "tandem@northshire.example";
 constexpr char kTo[] = "dsp@northshire.example";
-
-// A fresh directory under testing::TempDir() named after the running test and the process,
-// removed before and after the test: the instance's data directory.
-class ScopedDir {
- public:
-  ScopedDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::path(::testing::TempDir()) /
-            ("tandem_email_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" +
-             std::to_string(::getpid()));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScopedDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScopedDir(const ScopedDir&) = delete;
-  ScopedDir& operator=(const ScopedDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// A plain blocking TCP client on 127.0.0.1, for driving the receiver line by line. Every read
-// gives up after kWait, so a receiver that never answers fails the test instead of hanging it.
-class RawClient {
- public:
-  explicit RawClient(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    timeval timeout{};
-    timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(kWait).count();
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
-  }
-  ~RawClient() { ::close(fd_); }
-  RawClient(const RawClient&) = delete;
-  RawClient& operator=(const RawClient&) = delete;
-
-  bool connected() const { return connected_; }
-
-  // Sends `command`, then returns the reply up to and including its last line (the one with a
-  // blank after the code), or what came before the peer closed or a read timed out.
-  std::string Exchange(std::string_view command) {
-    while (!command.empty()) {
-      const ssize_t n = ::send(fd_, command.data(), command.size(), MSG_NOSIGNAL);
-      if (n <= 0) return "";
-      command.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return ReadReply();
-  }
-
-  // Returns the next reply, as Exchange does.
-  std::string ReadReply() {
-    std::string reply;
-    char c = 0;
-    std::size_t line_start = 0;
-    while (::recv(fd_, &c, 1, 0) == 1) {
-      reply += c;
-      if (c != '\n') continue;
-      if (reply.size() - line_start > 4 && reply[line_start + 3] == ' ') break;
-      line_start = reply.size();
-    }
-    return reply;
-  }
-
- private:
-  int fd_;
-  bool connected_ = false;
-};
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -171,6 +100,15 @@ std::string DecodeEncodedWords(const std::string& value) {
   return out;
 }
 
+// Returns the verbs of `commands` that came over TLS (`tls`) or in clear (!`tls`), in order.
+std::vector<std::string> Verbs(const std::vector<SmtpCommand>& commands, bool tls) {
+  std::vector<std::string> verbs;
+  for (const SmtpCommand& command : commands) {
+    if (command.tls == tls) verbs.push_back(command.verb);
+  }
+  return verbs;
+}
+
 // Returns the lines of `data`, split at CRLF.
 std::vector<std::string> Lines(const std::string& data) {
   std::vector<std::string> lines;
@@ -184,30 +122,15 @@ std::vector<std::string> Lines(const std::string& data) {
   return lines;
 }
 
-class EmailTest : public ::testing::Test {
+class EmailTest : public ShippedPluginTest {
  protected:
-  static void SetUpTestSuite() { ASSERT_GE(sodium_init(), 0); }
+  EmailTest() : ShippedPluginTest("email") {}
 
   // The tests' configuration: the receiver as server, kFrom as sender, plus `extra`.
   nlohmann::json Config(nlohmann::json extra = nlohmann::json::object()) const {
     nlohmann::json config = {{"server", receiver_.url()}, {"from", kFrom}, {"timeout_ms", 5000}};
     config.update(extra);
     return config;
-  }
-
-  std::unique_ptr<outbox::PluginSink> Sink(const nlohmann::json& config) {
-    return MakeSink("email", config.dump(), dir_.path(), log_.logger);
-  }
-
-  // Creates an instance expected to be refused; returns the refusal.
-  Status CreateError(const nlohmann::json& config) {
-    auto library = outbox::PluginLibrary::Load(outbox::PluginPath(ShippedPluginDir(), "email"));
-    EXPECT_TRUE(library.ok()) << library.status().ToString();
-    if (!library.ok()) return library.status();
-    auto sink = outbox::PluginSink::Create(std::move(library).value(), "test", config.dump(),
-                                           dir_.path(), log_.logger);
-    EXPECT_FALSE(sink.ok()) << "the configuration was accepted: " << config.dump();
-    return sink.ok() ? OkStatus() : sink.status();
   }
 
   // A record to kTo whose notification has `subject` and `body`.
@@ -221,19 +144,54 @@ class EmailTest : public ::testing::Test {
   // Delivers `record` through a default instance and returns the one message the receiver
   // accepted (failing the test if there is not exactly one).
   SmtpMessage DeliverOne(const v1::OutboxRecord& record) {
-    auto sink = Sink(Config());
+    return DeliverOneTo(receiver_, nlohmann::json::object(), record);
+  }
+
+  // Delivers `record` through an instance configured with Config(`extra`) and `server` as its
+  // server, and returns the one message `server` accepted (failing the test if there is not
+  // exactly one).
+  SmtpMessage DeliverOneTo(SmtpReceiver& server, const nlohmann::json& extra,
+                           const v1::OutboxRecord& record = MakeRecord(1, "n-1", kTo)) {
+    nlohmann::json config = Config(extra);
+    config["server"] = server.url();
+    auto sink = Sink(config);
     if (sink == nullptr) return {};
     const Status status = sink->Deliver(record);
     EXPECT_TRUE(status.ok()) << status.ToString();
-    EXPECT_TRUE(receiver_.WaitForMessages(1, kWait));
-    const std::vector<SmtpMessage> messages = receiver_.messages();
+    EXPECT_TRUE(server.WaitForMessages(1, kWait));
+    const std::vector<SmtpMessage> messages = server.messages();
     EXPECT_EQ(messages.size(), 1u);
     return messages.empty() ? SmtpMessage{} : messages[0];
   }
 
-  ScopedDir dir_;
-  CapturedLog log_;
+  // Delivers through `sink` twice, after reply_with(`refusal`), a 5xx, then after
+  // reply_with(`later`), a 4xx. Checks that the first is a permanent failure and the second a
+  // retry, each naming its reply code. Returns both.
+  static std::pair<Status, Status> DeliverRefusedThenLater(
+      outbox::PluginSink& sink, const std::function<void(int)>& reply_with, int refusal,
+      int later) {
+    reply_with(refusal);
+    Status refused = sink.Deliver(MakeRecord(1, "n-1", kTo));
+    reply_with(later);
+    Status retried = sink.Deliver(MakeRecord(1, "n-1", kTo));
+    EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused.ToString();
+    EXPECT_NE(refused.message().find(std::to_string(refusal)), std::string::npos)
+        << refused.message();
+    EXPECT_EQ(retried.code(), StatusCode::kUnavailable) << retried.ToString();
+    EXPECT_NE(retried.message().find(std::to_string(later)), std::string::npos)
+        << retried.message();
+    return {std::move(refused), std::move(retried)};
+  }
+
+  // Returns the TLS a receiver serves with: a certificate signed by the tests' CA, whose
+  // certificate is "ca.pem" in the data directory. Made on first use.
+  std::shared_ptr<LoopbackTls> Tls() {
+    if (tls_ == nullptr) tls_ = std::make_shared<ServerTls>(MakeTestCertificates(dir_.path()));
+    return tls_;
+  }
+
   SmtpReceiver receiver_;
+  std::shared_ptr<LoopbackTls> tls_;
 };
 
 TEST_F(EmailTest, SendsOneMessageWithTheEnvelopeAndHeaders) {
@@ -330,30 +288,17 @@ TEST_F(EmailTest, EncodesIdsThatCannotStandInHeadersAsIs) {
   EXPECT_EQ(messages[1].Header("X-Injected"), "");
 }
 
-TEST_F(EmailTest, RefusedRecipientIsPermanent) {
+TEST_F(EmailTest, RefusedRecipientIsPermanentAndTryLaterIsRetriedThenDelivered) {
   auto sink = Sink(Config());
   ASSERT_NE(sink, nullptr);
-  receiver_.ReplyToRcpt(550);
 
-  const Status status = sink->Deliver(MakeRecord(1, "n-1", kTo));
-
-  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
-  EXPECT_NE(status.message().find("550"), std::string::npos) << status.message();
+  DeliverRefusedThenLater(
+      *sink, [this](int code) { receiver_.ReplyToRcpt(code); }, 550, 451);
   EXPECT_TRUE(receiver_.messages().empty());
-}
-
-TEST_F(EmailTest, RecipientToTryLaterIsRetriedAndThenDelivered) {
-  auto sink = Sink(Config());
-  ASSERT_NE(sink, nullptr);
-  receiver_.ReplyToRcpt(451);
-
-  const Status first = sink->Deliver(MakeRecord(1, "n-1", kTo));
-  EXPECT_EQ(first.code(), StatusCode::kUnavailable) << first.ToString();
-  EXPECT_NE(first.message().find("451"), std::string::npos) << first.message();
   receiver_.ReplyToRcpt(250);
-  const Status second = sink->Deliver(MakeRecord(1, "n-1", kTo));
+  const Status delivered = sink->Deliver(MakeRecord(1, "n-1", kTo));
 
-  EXPECT_TRUE(second.ok()) << second.ToString();
+  EXPECT_TRUE(delivered.ok()) << delivered.ToString();
   ASSERT_TRUE(receiver_.WaitForMessages(1, kWait));
   EXPECT_EQ(receiver_.messages().size(), 1u);
 }
@@ -362,15 +307,9 @@ TEST_F(EmailTest, MessageRefusedAfterDataIsPermanentOn5xxAndRetriedOn4xx) {
   auto sink = Sink(Config());
   ASSERT_NE(sink, nullptr);
 
-  receiver_.ReplyToData(554);
-  const Status refused = sink->Deliver(MakeRecord(1, "n-1", kTo));
-  receiver_.ReplyToData(452);
-  const Status later = sink->Deliver(MakeRecord(1, "n-1", kTo));
+  DeliverRefusedThenLater(
+      *sink, [this](int code) { receiver_.ReplyToData(code); }, 554, 452);
 
-  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused.ToString();
-  EXPECT_NE(refused.message().find("554"), std::string::npos) << refused.message();
-  EXPECT_EQ(later.code(), StatusCode::kUnavailable) << later.ToString();
-  EXPECT_NE(later.message().find("452"), std::string::npos) << later.message();
   EXPECT_TRUE(receiver_.messages().empty());
 }
 
@@ -388,6 +327,50 @@ TEST_F(EmailTest, RetriesWhenTheServerIsDown) {
 
   EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
   EXPECT_NE(status.message().find(server), std::string::npos) << status.message();
+}
+
+TEST_F(EmailTest, RetriesWhenTheServerDoesNotAnswerInTime) {
+  // The TCP connection is made, but no greeting ever comes.
+  SilentListener silent;
+  ASSERT_TRUE(silent.listening());
+  auto sink = Sink(Config(
+      {{"server", "smtp://127.0.0.1:" + std::to_string(silent.port())}, {"timeout_ms", 300}}));
+  ASSERT_NE(sink, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+
+  const Status status = sink->Deliver(MakeRecord(1, "n-1", kTo));
+
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+  EXPECT_NE(status.message().find("curl error 28"), std::string::npos) << status.message();
+  // A bound, not a measurement: without timeout_ms libcurl would wait 120 s for the greeting.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+}
+
+TEST_F(EmailTest, OpensAConnectionPerMessageAndIgnoresProxies) {
+  // A proxy that refuses every connection: a message sent through it would be retried.
+  uint16_t dead_port = 0;
+  {
+    SmtpReceiver gone;
+    dead_port = gone.port();
+  }
+  const std::string proxy = "http://127.0.0.1:" + std::to_string(dead_port);
+  const ScopedEnv all_proxy("all_proxy", proxy);
+  const ScopedEnv all_proxy_upper("ALL_PROXY", proxy);
+  const ScopedEnv no_proxy("no_proxy", std::nullopt);
+  const ScopedEnv no_proxy_upper("NO_PROXY", std::nullopt);
+  auto sink = Sink(Config());
+  ASSERT_NE(sink, nullptr);
+
+  const Status first = sink->Deliver(MakeRecord(1, "n-1", kTo));
+  const Status second = sink->Deliver(MakeRecord(2, "n-2", kTo));
+
+  EXPECT_TRUE(first.ok()) << first.ToString();
+  EXPECT_TRUE(second.ok()) << second.ToString();
+  ASSERT_TRUE(receiver_.WaitForMessages(2, kWait));
+  EXPECT_EQ(receiver_.connections(), 2u);
+  const std::vector<std::string> verbs = Verbs(receiver_.commands(), false);
+  EXPECT_EQ(std::count(verbs.begin(), verbs.end(), "EHLO"), 2);
+  EXPECT_EQ(std::count(verbs.begin(), verbs.end(), "QUIT"), 2);
 }
 
 TEST_F(EmailTest, RetriesWhenTheTlsHandshakeFails) {
@@ -424,7 +407,147 @@ TEST_F(EmailTest, OpportunisticStartTlsSendsInClearWhenNotOffered) {
   const Status status = sink->Deliver(MakeRecord(1, "n-1", kTo));
 
   EXPECT_TRUE(status.ok()) << status.ToString();
-  EXPECT_TRUE(receiver_.WaitForMessages(1, kWait));
+  ASSERT_TRUE(receiver_.WaitForMessages(1, kWait));
+  EXPECT_FALSE(receiver_.messages()[0].tls);
+}
+
+TEST_F(EmailTest, OpportunisticStartTlsSendsOverTlsWhenOffered) {
+  SmtpReceiver server(SmtpTls::kStartTls, Tls());
+
+  const SmtpMessage message =
+      DeliverOneTo(server, {{"starttls", "opportunistic"}, {"ca_file", "ca.pem"}});
+
+  EXPECT_TRUE(message.tls);
+  EXPECT_EQ(Verbs(server.commands(), false), (std::vector<std::string>{"EHLO", "STARTTLS"}));
+}
+
+TEST_F(EmailTest, RequiredStartTlsSendsOverTlsWhenOffered) {
+  SmtpReceiver server(SmtpTls::kStartTls, Tls());
+
+  const SmtpMessage message =
+      DeliverOneTo(server, {{"starttls", "required"}, {"ca_file", "ca.pem"}},
+                   MakeRecord(4, "case-7:timer:3:1", kTo));
+
+  EXPECT_TRUE(message.tls);
+  EXPECT_EQ(message.mail_from, kFrom);
+  EXPECT_EQ(message.rcpt_to, std::vector<std::string>{kTo});
+  EXPECT_EQ(message.Header("X-Tandem-Notification-Id"), "case-7:timer:3:1");
+  // In clear only the greeting's EHLO and STARTTLS; the client starts over once TLS is on.
+  const std::vector<SmtpCommand> commands = server.commands();
+  EXPECT_EQ(Verbs(commands, false), (std::vector<std::string>{"EHLO", "STARTTLS"}));
+  const std::vector<std::string> over_tls = Verbs(commands, true);
+  ASSERT_FALSE(over_tls.empty());
+  EXPECT_EQ(over_tls.front(), "EHLO");
+  EXPECT_TRUE(receiver_.messages().empty());
+}
+
+TEST_F(EmailTest, SendsThePasswordOnlyOverTls) {
+  // The server offers AUTH before STARTTLS too, as a lax server would: the client must still
+  // wait for TLS before it logs in.
+  SmtpReceiver server(SmtpTls::kStartTls, Tls());
+  {
+    std::ofstream file(dir_.path() / "smtp.password");
+    file << "pw-from-file\n";
+  }
+
+  const SmtpMessage message = DeliverOneTo(server, {{"starttls", "required"},
+                                                    {"ca_file", "ca.pem"},
+                                                    {"username", "tandem"},
+                                                    {"password_file", "smtp.password"}});
+
+  EXPECT_TRUE(message.tls);
+  EXPECT_EQ(message.auth_user, "tandem");
+  EXPECT_EQ(message.auth_password, "pw-from-file");
+  const std::vector<SmtpCommand> commands = server.commands();
+  EXPECT_EQ(Verbs(commands, false), (std::vector<std::string>{"EHLO", "STARTTLS"}));
+  const std::vector<std::string> over_tls = Verbs(commands, true);
+  EXPECT_NE(std::find(over_tls.begin(), over_tls.end(), "AUTH"), over_tls.end());
+}
+
+TEST_F(EmailTest, SendsOverSmtpsAndLogsIn) {
+  SmtpReceiver server(SmtpTls::kSmtps, Tls());
+
+  // ca_file as an absolute path this time.
+  const SmtpMessage message = DeliverOneTo(server, {{"ca_file", (dir_.path() / "ca.pem").string()},
+                                                    {"username", "tandem"},
+                                                    {"password", "pw-inline"}});
+
+  EXPECT_TRUE(message.tls);
+  EXPECT_EQ(message.auth_user, "tandem");
+  EXPECT_EQ(message.auth_password, "pw-inline");
+  EXPECT_EQ(message.rcpt_to, std::vector<std::string>{kTo});
+  EXPECT_TRUE(Verbs(server.commands(), false).empty());
+  EXPECT_TRUE(server.url().starts_with("smtps://")) << server.url();
+}
+
+TEST_F(EmailTest, RetriesAndSendsNothingWhenTheCertificateIsNotTrusted) {
+  SmtpReceiver smtps(SmtpTls::kSmtps, Tls());
+  SmtpReceiver starttls(SmtpTls::kStartTls, Tls());
+  MakeTestCertificates(dir_.path(), "other-");
+  // The system's CA store, which does not hold the tests' CA; and a ca_file of another CA.
+  const std::vector<nlohmann::json> configs = {
+      Config({{"server", smtps.url()}}),
+      Config({{"server", smtps.url()}, {"ca_file", "other-ca.pem"}}),
+      Config({{"server", starttls.url()}, {"starttls", "required"}}),
+      Config({{"server", starttls.url()},
+              {"starttls", "required"},
+              {"ca_file", "other-ca.pem"},
+              {"username", "tandem"},
+              {"password", "pw-never-sent"}}),
+  };
+  for (const nlohmann::json& config : configs) {
+    auto sink = Sink(config);
+    ASSERT_NE(sink, nullptr);
+
+    const Status status = sink->Deliver(MakeRecord(1, "n-1", kTo));
+
+    EXPECT_EQ(status.code(), StatusCode::kUnavailable) << config.dump() << status.ToString();
+    EXPECT_NE(status.message().find(config["server"].get<std::string>()), std::string::npos)
+        << status.message();
+  }
+  EXPECT_TRUE(smtps.messages().empty());
+  EXPECT_TRUE(smtps.commands().empty());
+  EXPECT_TRUE(starttls.messages().empty());
+  // Nothing but the EHLO and STARTTLS before each failed handshake.
+  EXPECT_EQ(Verbs(starttls.commands(), false),
+            (std::vector<std::string>{"EHLO", "STARTTLS", "EHLO", "STARTTLS"}));
+  EXPECT_TRUE(Verbs(starttls.commands(), true).empty());
+}
+
+TEST_F(EmailTest, RefusedLoginIsPermanentAndTryLaterIsRetried) {
+  SmtpReceiver server(SmtpTls::kSmtps, Tls());
+  auto sink = Sink(Config({{"server", server.url()},
+                           {"ca_file", "ca.pem"},
+                           {"username", "tandem"},
+                           {"password", "pw-refused"}}));
+  ASSERT_NE(sink, nullptr);
+
+  const auto [refused, later] = DeliverRefusedThenLater(
+      *sink, [&server](int code) { server.ReplyToAuth(code); }, 535, 454);
+
+  for (const Status& status : {refused, later}) {
+    EXPECT_EQ(status.message().find("pw-refused"), std::string::npos) << status.message();
+  }
+  EXPECT_TRUE(server.messages().empty());
+}
+
+TEST_F(EmailTest, LoginWithNoMechanismInCommonIsPermanent) {
+  // libcurl refuses to log in (CURLE_LOGIN_DENIED) with the server's last reply a 250 to EHLO.
+  SmtpReceiver server(SmtpTls::kSmtps, Tls());
+  server.OfferAuth("X-TANDEM-UNKNOWN");
+  auto sink = Sink(Config({{"server", server.url()},
+                           {"ca_file", "ca.pem"},
+                           {"username", "tandem"},
+                           {"password", "pw-unused"}}));
+  ASSERT_NE(sink, nullptr);
+
+  const Status status = sink->Deliver(MakeRecord(1, "n-1", kTo));
+
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
+  EXPECT_NE(status.message().find("curl error 67"), std::string::npos) << status.message();
+  const std::vector<std::string> verbs = Verbs(server.commands(), true);
+  EXPECT_EQ(std::count(verbs.begin(), verbs.end(), "MAIL"), 0);
+  EXPECT_TRUE(server.messages().empty());
 }
 
 TEST_F(EmailTest, ChecksAddresses) {
@@ -555,6 +678,52 @@ TEST(SmtpReceiver, AcceptsSeveralMessagesOnOneConnection) {
   EXPECT_EQ(messages[1].rcpt_to, std::vector<std::string>{"f@y.example"});
   EXPECT_EQ(messages[1].Header("Subject"), "two");
   EXPECT_EQ(messages[1].Body(), "");
+  EXPECT_FALSE(messages[0].tls);
+  EXPECT_EQ(messages[0].auth_user, "");
+}
+
+TEST(SmtpReceiver, OffersStartTlsAndAuthAndRecordsTheLogin) {
+  TempDir dir;
+  SmtpReceiver receiver(SmtpTls::kStartTls,
+                        std::make_shared<ServerTls>(MakeTestCertificates(dir.path())));
+  RawClient client(receiver.port());
+  ASSERT_TRUE(client.connected());
+
+  EXPECT_TRUE(client.ReadReply().starts_with("220 "));
+  // base64 of "\0tandem\0secret", and of "tandem\0secret" (no second NUL).
+  const std::string credentials = "AHRhbmRlbQBzZWNyZXQ=";
+  EXPECT_TRUE(client.Exchange("AUTH PLAIN " + credentials + "\r\n").starts_with("503 "));
+  const std::string ehlo = client.Exchange("EHLO client.example\r\n");
+  EXPECT_NE(ehlo.find("250-STARTTLS\r\n"), std::string::npos) << ehlo;
+  EXPECT_NE(ehlo.find("250-AUTH PLAIN\r\n"), std::string::npos) << ehlo;
+  EXPECT_TRUE(client.Exchange("AUTH LOGIN\r\n").starts_with("504 "));
+  EXPECT_TRUE(client.Exchange("AUTH PLAIN dGFuZGVtAHNlY3JldA==\r\n").starts_with("501 "));
+  EXPECT_TRUE(client.Exchange("AUTH PLAIN not*base64\r\n").starts_with("501 "));
+  receiver.ReplyToAuth(535);
+  EXPECT_TRUE(client.Exchange("AUTH PLAIN " + credentials + "\r\n").starts_with("535 "));
+  receiver.ReplyToAuth(235);
+  // Without an initial response: the server asks with an empty 334, the credentials follow.
+  EXPECT_EQ(client.Exchange("AUTH PLAIN\r\n"), "334 \r\n");
+  EXPECT_TRUE(client.Exchange(credentials + "\r\n").starts_with("235 "));
+  EXPECT_TRUE(client.Exchange("AUTH PLAIN " + credentials + "\r\n").starts_with("503 "));
+  EXPECT_TRUE(client.Exchange("MAIL FROM:<a@x.example>\r\n").starts_with("250 "));
+  EXPECT_TRUE(client.Exchange("RCPT TO:<b@y.example>\r\n").starts_with("250 "));
+  EXPECT_TRUE(client.Exchange("DATA\r\n").starts_with("354 "));
+  EXPECT_TRUE(client.Exchange("Subject: s\r\n\r\nbody\r\n.\r\n").starts_with("250 "));
+  // STARTTLS is answered, then the server waits for a TLS handshake: plain text ends it.
+  EXPECT_TRUE(client.Exchange("STARTTLS\r\n").starts_with("220 "));
+  EXPECT_EQ(client.Exchange("QUIT\r\n").find("221"), std::string::npos);
+
+  ASSERT_TRUE(receiver.WaitForMessages(1, kWait));
+  const SmtpMessage message = receiver.messages()[0];
+  EXPECT_EQ(message.auth_user, "tandem");
+  EXPECT_EQ(message.auth_password, "secret");
+  EXPECT_FALSE(message.tls);
+  const std::vector<SmtpCommand> commands = receiver.commands();
+  ASSERT_FALSE(commands.empty());
+  EXPECT_EQ(commands.front().verb, "AUTH");
+  EXPECT_EQ(commands.back().verb, "STARTTLS");
+  EXPECT_TRUE(Verbs(commands, true).empty());
 }
 
 }  // namespace

@@ -1,15 +1,14 @@
 #pragma once
 // A small HTTP/1.1 server on 127.0.0.1 for tests of anything that POSTs notifications (the
 // webhook plugin, tandemd's integration tests): it records every request and answers with the
-// statuses the test asks for, or holds its answers back to make the client time out. Served by
-// standalone Asio on a thread of its own; header-only.
+// statuses the test asks for, or holds its answers back to make the client time out. Plain HTTP,
+// or HTTPS with the certificate a test gives it. Served by a LoopbackServer (loopback_server.h);
+// header-only.
 
 #include <algorithm>
-#include <array>
 #include <asio.hpp>
 #include <cctype>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -18,9 +17,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
+
+#include "tests/unit/plugins/loopback_server.h"
 
 namespace tandem::plugin_test {
 
@@ -34,13 +34,7 @@ struct HttpRequest {
   // there is none.
   std::string Header(std::string_view name) const {
     for (const auto& [key, value] : headers) {
-      if (key.size() == name.size() &&
-          std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
-            return std::tolower(static_cast<unsigned char>(a)) ==
-                   std::tolower(static_cast<unsigned char>(b));
-          })) {
-        return value;
-      }
+      if (EqualsNoCase(key, name)) return value;
     }
     return "";
   }
@@ -53,37 +47,32 @@ struct HttpRequest {
 // thread-safe.
 class HttpReceiver {
  public:
-  // Binds and starts serving. Throws std::system_error if it cannot bind (a test failure).
-  HttpReceiver()
-      : acceptor_(io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        port_(acceptor_.local_endpoint().port()) {
-    Accept();
-    thread_ = std::thread([this] { io_.run(); });
-  }
+  // Binds and starts serving plain HTTP. Throws std::system_error if it cannot bind (a test
+  // failure).
+  HttpReceiver() : HttpReceiver(nullptr) {}
+
+  // Binds and starts serving HTTPS with `tls`: every connection starts with the TLS handshake,
+  // and one whose handshake fails is closed before any request is read. Keeps `tls`.
+  // Throws std::system_error if it cannot bind.
+  explicit HttpReceiver(std::shared_ptr<LoopbackTls> tls)
+      : tls_(std::move(tls)), server_([this](asio::ip::tcp::socket socket) {
+          return std::make_shared<Connection>(*this, std::move(socket));
+        }) {}
 
   // Stops serving and closes every connection, including those whose answer is held.
   ~HttpReceiver() {
-    asio::post(io_, [this] {
-      std::error_code ignored;
-      acceptor_.close(ignored);
-      for (const std::weak_ptr<Connection>& weak : connections_) {
-        if (auto connection = weak.lock()) connection->Close();
-      }
-      connections_.clear();
-      held_.clear();
-      io_.stop();
-    });
-    thread_.join();
+    server_.Stop([this] { held_.clear(); });
   }
 
   HttpReceiver(const HttpReceiver&) = delete;
   HttpReceiver& operator=(const HttpReceiver&) = delete;
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_.port(); }
 
-  // Returns "http://127.0.0.1:<port><path>".
+  // Returns "http://127.0.0.1:<port><path>" ("https://..." when serving HTTPS).
   std::string url(std::string_view path = "/hook") const {
-    return "http://127.0.0.1:" + std::to_string(port()) + std::string(path);
+    return std::string(tls_ != nullptr ? "https" : "http") +
+           "://127.0.0.1:" + std::to_string(port()) + std::string(path);
   }
 
   // Sets the statuses of the next requests, in order of arrival: each request takes the next
@@ -106,20 +95,19 @@ class HttpReceiver {
       std::lock_guard lock(mutex_);
       hold_ = hold;
     }
-    if (!hold) asio::post(io_, [this] { ReleaseHeld(); });
+    if (!hold) server_.Post([this] { ReleaseHeld(); });
   }
 
+  // Returns how many connections clients opened so far.
+  std::size_t connections() const { return server_.accepted(); }
+
   // Returns every request recorded so far, in order of arrival.
-  std::vector<HttpRequest> requests() const {
-    std::lock_guard lock(mutex_);
-    return requests_;
-  }
+  std::vector<HttpRequest> requests() const { return requests_.Get(); }
 
   // Waits until at least `n` requests were recorded or `timeout` passed. Returns whether they
   // were.
   bool WaitForRequests(std::size_t n, std::chrono::milliseconds timeout) const {
-    std::unique_lock lock(mutex_);
-    return arrived_.wait_for(lock, timeout, [&] { return requests_.size() >= n; });
+    return requests_.WaitFor(n, timeout);
   }
 
  private:
@@ -313,17 +301,17 @@ class HttpReceiver {
 
   // One client connection. Lives on the receiver's thread; owned by the handlers in flight (and
   // by held_ while its answer is held).
-  class Connection : public std::enable_shared_from_this<Connection> {
+  class Connection : public LoopbackConnection {
    public:
     Connection(HttpReceiver& owner, asio::ip::tcp::socket socket)
-        : owner_(owner), socket_(std::move(socket)) {}
+        : LoopbackConnection(std::move(socket)), owner_(owner) {}
 
-    void Start() { Process(); }
-
-    void Close() {
-      std::error_code ignored;
-      socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-      socket_.close(ignored);
+    void Start() override {
+      if (owner_.tls_ != nullptr) {
+        StartTls(*owner_.tls_, [this] { Process(); });
+      } else {
+        Process();
+      }
     }
 
     // Answers the request that was held with `status`.
@@ -346,7 +334,7 @@ class HttpReceiver {
 
    private:
     // Answers what the buffer holds, one request at a time, reading more when it needs to.
-    void Process() {
+    void Process() override {
       Parsed parsed = Parse(buffer_);
       if (parsed.kind == Parsed::kBad) {
         Close();
@@ -366,54 +354,16 @@ class HttpReceiver {
       close_after_ = parsed.close_after;
       const std::optional<int> status = owner_.Arrived(std::move(parsed.request));
       if (!status.has_value()) {
-        owner_.held_.emplace_back(shared_from_this());
+        owner_.held_.emplace_back(std::static_pointer_cast<Connection>(shared_from_this()));
         return;
       }
       Answer(*status);
     }
 
-    void Read() {
-      socket_.async_read_some(asio::buffer(chunk_),
-                              [self = shared_from_this()](std::error_code ec, std::size_t n) {
-                                // A client that goes away, mid-request or not, just ends the
-                                // connection.
-                                if (ec) return;
-                                self->buffer_.append(self->chunk_.data(), n);
-                                self->Process();
-                              });
-    }
-
-    template <typename Then>
-    void Write(std::string data, Then then) {
-      auto owned = std::make_shared<std::string>(std::move(data));
-      asio::async_write(socket_, asio::buffer(*owned),
-                        [self = shared_from_this(), owned, then](std::error_code ec, std::size_t) {
-                          if (ec) return;
-                          then();
-                        });
-    }
-
     HttpReceiver& owner_;
-    asio::ip::tcp::socket socket_;
-    std::array<char, 16 * 1024> chunk_{};
-    std::string buffer_;
     bool continue_sent_ = false;
     bool close_after_ = false;
   };
-
-  void Accept() {
-    acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket socket) {
-      if (ec) {
-        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-      } else {
-        auto connection = std::make_shared<Connection>(*this, std::move(socket));
-        std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
-        connections_.push_back(connection);
-        connection->Start();
-      }
-      Accept();
-    });
-  }
 
   // Records `request` and returns the status to answer it with, or nullopt while held.
   std::optional<int> Arrived(HttpRequest request) {
@@ -423,8 +373,7 @@ class HttpReceiver {
       status = statuses_.front();
       statuses_.pop_front();
     }
-    requests_.push_back(std::move(request));
-    arrived_.notify_all();
+    requests_.Add(std::move(request));
     if (hold_) {
       held_statuses_.push_back(status);
       return std::nullopt;
@@ -451,9 +400,8 @@ class HttpReceiver {
       held[i]->Answer(statuses[i]);
   }
 
+  Recorded<HttpRequest> requests_;
   mutable std::mutex mutex_;
-  mutable std::condition_variable arrived_;
-  std::vector<HttpRequest> requests_;                                  // guarded by mutex_
   std::deque<int> statuses_;                                           // guarded by mutex_
   std::vector<std::pair<std::string, std::string>> response_headers_;  // guarded by mutex_
   bool hold_ = false;                                                  // guarded by mutex_
@@ -461,15 +409,12 @@ class HttpReceiver {
 
   // The receiver's thread only.
   std::vector<std::shared_ptr<Connection>> held_;
-  std::vector<std::weak_ptr<Connection>> connections_;
 
-  // The acceptor is declared after the io_context so that it is destroyed first; the thread is
-  // joined in the destructor, before any member is destroyed. Connections owned by handlers that
-  // never ran are destroyed with the io_context.
-  asio::io_context io_;
-  asio::ip::tcp::acceptor acceptor_;
-  const uint16_t port_;
-  std::thread thread_;
+  // Set before the server starts and constant after: connections read it on the server's thread.
+  const std::shared_ptr<LoopbackTls> tls_;
+  // Declared last: it starts serving once everything above is constructed, and the destructor
+  // stops it before anything above is destroyed.
+  LoopbackServer server_;
 };
 
 }  // namespace tandem::plugin_test

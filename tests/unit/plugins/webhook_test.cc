@@ -1,15 +1,11 @@
 // The webhook plugin (plugins/webhook), loaded from the build tree through the daemon's own
 // plugin host and delivering to an HttpReceiver on loopback: what it sends, how it signs it, how
-// it maps each answer onto an outcome, and what its configuration and addresses accept. Also the
-// HttpReceiver itself, driven byte by byte, for what the plugin's requests do not exercise.
+// it maps each answer onto an outcome, over HTTP and HTTPS, and what its configuration and
+// addresses accept. Also the HttpReceiver itself, driven byte by byte, for what the plugin's
+// requests do not exercise.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sodium.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -18,12 +14,16 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "daemon/outbox/plugin.h"
 #include "tests/unit/plugins/http_receiver.h"
+#include "tests/unit/plugins/plugin_fixture.h"
 #include "tests/unit/plugins/plugin_test_util.h"
+#include "tests/unit/plugins/raw_client.h"
+#include "tests/unit/plugins/tls_test_util.h"
 
 namespace tandem::plugin_test {
 namespace {
@@ -43,91 +43,6 @@ constexpr std::string_view kFileKey = "another-key-for-the-file-secret";
 const std::string kFileSecret = "whsec_YW5vdGhlci1rZXktZm9yLXRoZS1maWxlLXNlY3JldA==";
 // A 15-byte key: one short of the least the plugin accepts.
 const std::string kShortSecret = "whsec_c2hvcnQta2V5LTE1Ynl0";
-
-// A fresh directory under testing::TempDir() named after the running test and the process,
-// removed before and after the test: the instance's data directory.
-class ScopedDir {
- public:
-  ScopedDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::path(::testing::TempDir()) /
-            ("tandem_webhook_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" +
-             std::to_string(::getpid()));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScopedDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScopedDir(const ScopedDir&) = delete;
-  ScopedDir& operator=(const ScopedDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// A plain blocking TCP client on 127.0.0.1, for driving a receiver byte by byte. Every read
-// gives up after kWait, so a receiver that never answers fails the test instead of hanging it.
-class RawClient {
- public:
-  explicit RawClient(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    timeval timeout{};
-    timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(kWait).count();
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
-  }
-  ~RawClient() { Close(); }
-  RawClient(const RawClient&) = delete;
-  RawClient& operator=(const RawClient&) = delete;
-
-  bool connected() const { return connected_; }
-
-  // Sends all of `data`. Returns whether it could.
-  bool Send(std::string_view data) {
-    while (!data.empty()) {
-      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-
-  // Reads until what was read holds `marker` `count` times, the peer closes, or a read times
-  // out. Returns everything read.
-  std::string ReadUntil(std::string_view marker, int count) {
-    std::string received;
-    auto seen = [&] {
-      int found = 0;
-      for (std::size_t at = received.find(marker); at != std::string::npos;
-           at = received.find(marker, at + marker.size())) {
-        ++found;
-      }
-      return found;
-    };
-    char chunk[4096];
-    while (seen() < count) {
-      const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n <= 0) break;
-      received.append(chunk, static_cast<std::size_t>(n));
-    }
-    return received;
-  }
-
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-  bool connected_ = false;
-};
 
 // Returns the Standard Webhooks signature of a request, computed here with libsodium from `key`:
 // "v1," and the base64 of HMAC-SHA256(key, "<id>.<timestamp>.<body>").
@@ -154,9 +69,9 @@ bool SignatureVerifies(const HttpRequest& request, std::string_view key, const s
                            body);
 }
 
-class WebhookTest : public ::testing::Test {
+class WebhookTest : public ShippedPluginTest {
  protected:
-  static void SetUpTestSuite() { ASSERT_GE(sodium_init(), 0); }
+  WebhookTest() : ShippedPluginTest("webhook") {}
 
   // The tests' configuration: the secret plus `extra`.
   static nlohmann::json Config(nlohmann::json extra = nlohmann::json::object()) {
@@ -165,26 +80,9 @@ class WebhookTest : public ::testing::Test {
     return config;
   }
 
-  std::unique_ptr<outbox::PluginSink> Sink(const nlohmann::json& config) {
-    return MakeSink("webhook", config.dump(), dir_.path(), log_.logger);
-  }
-
-  // Creates an instance expected to be refused; returns the refusal.
-  Status CreateError(const nlohmann::json& config) {
-    auto library = outbox::PluginLibrary::Load(outbox::PluginPath(ShippedPluginDir(), "webhook"));
-    EXPECT_TRUE(library.ok()) << library.status().ToString();
-    if (!library.ok()) return library.status();
-    auto sink = outbox::PluginSink::Create(std::move(library).value(), "test", config.dump(),
-                                           dir_.path(), log_.logger);
-    EXPECT_FALSE(sink.ok()) << "the configuration was accepted: " << config.dump();
-    return sink.ok() ? OkStatus() : sink.status();
-  }
-
   // "http://127.0.0.1:<port>": what error messages may name of the receiver's URL.
   std::string Origin() const { return "http://127.0.0.1:" + std::to_string(receiver_.port()); }
 
-  ScopedDir dir_;
-  CapturedLog log_;
   HttpReceiver receiver_;
 };
 
@@ -264,6 +162,7 @@ TEST_F(WebhookTest, AnswersMapOntoOutcomes) {
       {429, StatusCode::kUnavailable},
       {500, StatusCode::kUnavailable},
       {503, StatusCode::kUnavailable},
+      {600, StatusCode::kUnavailable},
   };
   for (const auto& [answer, expected] : cases) {
     receiver_.RespondWith({answer});
@@ -319,6 +218,24 @@ TEST_F(WebhookTest, RetriesWhenTheReceiverDoesNotAnswerInTime) {
   EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
   EXPECT_NE(status.message().find("curl error 28"), std::string::npos) << status.message();
   EXPECT_TRUE(receiver_.WaitForRequests(1, kWait));
+}
+
+TEST_F(WebhookTest, RetriesWhenConnectingTakesLongerThanTheConnectTimeout) {
+  // The TCP connection is made, but the TLS handshake is never answered: connecting (TCP and
+  // TLS) is bounded by connect_timeout_ms, well before timeout_ms.
+  SilentListener silent;
+  ASSERT_TRUE(silent.listening());
+  auto sink = Sink(Config({{"connect_timeout_ms", 200}, {"timeout_ms", 30000}}));
+  ASSERT_NE(sink, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+
+  const Status status = sink->Deliver(
+      MakeRecord(1, "n-1", "https://127.0.0.1:" + std::to_string(silent.port()) + "/hook"));
+
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+  EXPECT_NE(status.message().find("curl error 28"), std::string::npos) << status.message();
+  // A bound, not a measurement: the connect timeout is 200 ms, the overall one 30 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
 }
 
 TEST_F(WebhookTest, DeliversAgainOnceAHeldReceiverAnswers) {
@@ -380,6 +297,22 @@ TEST_F(WebhookTest, SendsConfiguredHeadersAndUserAgent) {
                           [](const auto& header) { return header.first == "X-Empty"; }));
 }
 
+TEST_F(WebhookTest, PostsThroughTheProxyOfTheEnvironment) {
+  // The receiver plays the proxy: a request through an HTTP proxy names the absolute URL.
+  const ScopedEnv proxy("http_proxy", receiver_.url(""));
+  const ScopedEnv no_proxy("no_proxy", std::nullopt);
+  const ScopedEnv no_proxy_upper("NO_PROXY", std::nullopt);
+  auto sink = Sink(Config());
+  ASSERT_NE(sink, nullptr);
+
+  const Status status = sink->Deliver(MakeRecord(1, "n-1", "http://webhook.invalid/hook"));
+
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  ASSERT_EQ(receiver_.requests().size(), 1u);
+  EXPECT_EQ(receiver_.requests()[0].target, "http://webhook.invalid/hook");
+  EXPECT_TRUE(SignatureVerifies(receiver_.requests()[0], kKey, receiver_.requests()[0].body));
+}
+
 TEST_F(WebhookTest, ReadsTheSecretFromAFileRelativeToTheDataDir) {
   {
     std::ofstream file(dir_.path() / "webhook.secret");
@@ -396,14 +329,55 @@ TEST_F(WebhookTest, ReadsTheSecretFromAFileRelativeToTheDataDir) {
   EXPECT_FALSE(SignatureVerifies(request, kKey, request.body));
 }
 
-TEST_F(WebhookTest, AcceptsACaFileRelativeToTheDataDir) {
-  // Only its existence is checked here: the tests cannot run a TLS receiver (README.md, status).
-  { std::ofstream file(dir_.path() / "partners-ca.pem"); }
-
-  auto sink = Sink(Config({{"ca_file", "partners-ca.pem"}}));
-
+TEST_F(WebhookTest, DeliversOverHttpsSignedWhenTheCaFileTrustsTheReceiver) {
+  const TestCertificates certificates = MakeTestCertificates(dir_.path());
+  HttpReceiver https(std::make_shared<ServerTls>(certificates));
+  // ca_file relative to the data directory, where the certificates were written.
+  auto sink = Sink(
+      Config({{"ca_file", certificates.ca_file.filename().string()}, {"require_https", true}}));
   ASSERT_NE(sink, nullptr);
-  EXPECT_TRUE(sink->Deliver(MakeRecord(1, "n-1", receiver_.url())).ok());
+  const v1::OutboxRecord record = MakeRecord(9, "case-7:timer:3:1", https.url());
+
+  // Twice: the second request goes over the connection the first one left open.
+  const Status first = sink->Deliver(record);
+  const Status second = sink->Deliver(record);
+
+  EXPECT_TRUE(first.ok()) << first.ToString();
+  EXPECT_TRUE(second.ok()) << second.ToString();
+  ASSERT_TRUE(https.WaitForRequests(2, kWait));
+  const std::vector<HttpRequest> requests = https.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  const Result<std::string> json = outbox::NotificationJson(record);
+  ASSERT_TRUE(json.ok());
+  for (const HttpRequest& request : requests) {
+    EXPECT_EQ(request.method, "POST");
+    EXPECT_EQ(request.target, "/hook");
+    EXPECT_EQ(request.body, json.value());
+    EXPECT_EQ(request.Header("webhook-id"), "case-7:timer:3:1");
+    EXPECT_TRUE(SignatureVerifies(request, kKey, request.body));
+  }
+  EXPECT_EQ(https.connections(), 1u);
+  EXPECT_TRUE(receiver_.requests().empty());
+}
+
+TEST_F(WebhookTest, RetriesAndDeliversNothingWhenTheCertificateIsNotTrusted) {
+  const TestCertificates certificates = MakeTestCertificates(dir_.path());
+  const TestCertificates other = MakeTestCertificates(dir_.path(), "other-");
+  HttpReceiver https(std::make_shared<ServerTls>(certificates));
+  const std::string origin = "https://127.0.0.1:" + std::to_string(https.port());
+  // The system's CA store, which does not hold the tests' CA; and a ca_file of another CA, which
+  // is trusted instead of the store, not as well as it.
+  for (const nlohmann::json& config : {Config(), Config({{"ca_file", other.ca_file.string()}})}) {
+    auto sink = Sink(config);
+    ASSERT_NE(sink, nullptr);
+
+    const Status status = sink->Deliver(MakeRecord(1, "n-1", https.url("/hook-path-token")));
+
+    EXPECT_EQ(status.code(), StatusCode::kUnavailable) << config.dump() << status.ToString();
+    EXPECT_NE(status.message().find(origin), std::string::npos) << status.message();
+    EXPECT_EQ(status.message().find("hook-path-token"), std::string::npos) << status.message();
+  }
+  EXPECT_TRUE(https.requests().empty());
 }
 
 TEST_F(WebhookTest, AcceptsAnUnpaddedSecret) {
@@ -595,6 +569,21 @@ TEST(HttpReceiver, SurvivesClientsThatLeaveMidRequest) {
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].method, "GET");
   EXPECT_EQ(requests[0].target, "/after");
+}
+
+TEST(HttpReceiver, ServingHttpsClosesAClientThatSpeaksPlainHttp) {
+  TempDir dir;
+  HttpReceiver https(std::make_shared<ServerTls>(MakeTestCertificates(dir.path())));
+  RawClient client(https.port());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Send("POST /hook HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"));
+
+  const std::string answer = client.ReadUntil("\r\n\r\n", 1);
+
+  // No HTTP answer: at most a TLS alert, then the connection closes (before the read timeout).
+  EXPECT_EQ(answer.find("HTTP/1.1"), std::string::npos) << answer;
+  EXPECT_TRUE(https.requests().empty());
+  EXPECT_TRUE(https.url().starts_with("https://127.0.0.1:")) << https.url();
 }
 
 TEST(HttpReceiver, StopsWhileAnswersAreHeld) {
