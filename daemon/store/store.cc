@@ -169,7 +169,8 @@ Batch::Batch(const Store* store, uint64_t generation, uint64_t audit_sequence,
       batch_(std::make_unique<rocksdb::WriteBatch>()),
       audit_sequence_(audit_sequence),
       audit_hash_(std::move(audit_hash)),
-      outbox_sequence_(outbox_sequence) {}
+      outbox_sequence_(outbox_sequence),
+      first_outbox_sequence_(outbox_sequence) {}
 
 Batch::Batch(Batch&&) noexcept = default;
 Batch& Batch::operator=(Batch&&) noexcept = default;
@@ -519,6 +520,9 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir,
   TANDEM_RETURN_IF_ERROR(store->OpenDb(options));
   TANDEM_RETURN_IF_ERROR(store->CheckSchema());
   TANDEM_RETURN_IF_ERROR(store->LoadCounters());
+  store->next_audit_sequence_ = store->audit_sequence_;
+  store->next_audit_hash_ = store->audit_hash_;
+  store->next_outbox_sequence_ = store->outbox_sequence_;
   return store;
 }
 
@@ -898,11 +902,20 @@ Result<uint64_t> Store::VerifyAudit() const {
 // Store: writes
 
 Batch Store::NewBatch() const {
-  return Batch(this, generation_, audit_sequence_, audit_hash_, outbox_sequence_);
+  return Batch(this, generation_, next_audit_sequence_, next_audit_hash_, next_outbox_sequence_);
 }
 
 Status Store::Commit(Batch&& batch, bool sync) {
   Batch b = std::move(batch);
+  if (b.empty() && failed_.ok() && b.store_ == this && b.generation_ == generation_) {
+    return OkStatus();
+  }
+  TANDEM_RETURN_IF_ERROR(Submit(b));
+  const Status written = Write(b, sync);
+  return Finish(std::move(b), written);
+}
+
+Status Store::Submit(Batch& b) {
   if (!failed_.ok()) return failed_;
   if (b.store_ != this) {
     return FailedPreconditionError("store " + dir_.string() + ": the batch is another store's");
@@ -911,29 +924,49 @@ Status Store::Commit(Batch&& batch, bool sync) {
     return FailedPreconditionError("store " + dir_.string() +
                                    ": the batch was made before the last commit");
   }
-  if (b.empty()) return OkStatus();
-  if (b.audit_sequence_ != audit_sequence_) {
+  if (writing_) {
+    return FailedPreconditionError("store " + dir_.string() + ": another batch is being written");
+  }
+  if (b.empty()) return InvalidArgumentError("store " + dir_.string() + ": the batch is empty");
+  if (b.audit_sequence_ != next_audit_sequence_) {
     v1::AuditHead head;
     head.set_sequence(b.audit_sequence_);
     head.set_hash(b.audit_hash_);
     b.batch_->Put(handles_[Cf::kMeta], internal::kMetaAuditHead, head.SerializeAsString());
   }
-  if (b.outbox_sequence_ != outbox_sequence_) {
+  if (b.outbox_sequence_ != next_outbox_sequence_) {
     b.batch_->Put(handles_[Cf::kMeta], internal::kMetaOutboxLastSequence,
                   internal::SequenceKey(b.outbox_sequence_));
   }
+  // The next batch is numbered after this one, as if it were committed already: if it is not,
+  // the store fails and no later batch can commit.
+  next_audit_sequence_ = b.audit_sequence_;
+  next_audit_hash_ = b.audit_hash_;
+  next_outbox_sequence_ = b.outbox_sequence_;
+  ++generation_;
+  writing_ = true;
+  return OkStatus();
+}
+
+Status Store::Write(Batch& b, bool sync) const {
   rocksdb::WriteOptions write;
   write.sync = sync;
   const rocksdb::Status s = db_->Write(write, b.batch_.get());
-  if (!s.ok()) {
+  if (s.ok()) return OkStatus();
+  return FromRocks(s, "store " + dir_.string() + ": commit failed");
+}
+
+Status Store::Finish(Batch&& batch, const Status& written) {
+  const Batch b = std::move(batch);
+  writing_ = false;
+  if (!written.ok()) {
     // The write may or may not have reached the disk; nothing after it can be acknowledged.
-    failed_ = FromRocks(s, "store " + dir_.string() + ": commit failed");
+    failed_ = written;
     return failed_;
   }
   audit_sequence_ = b.audit_sequence_;
-  audit_hash_ = std::move(b.audit_hash_);
+  audit_hash_ = b.audit_hash_;
   outbox_sequence_ = b.outbox_sequence_;
-  ++generation_;
   return OkStatus();
 }
 

@@ -177,6 +177,8 @@ class Batch {
   // The audit and outbox sequences this batch will have used once committed.
   uint64_t last_audit_sequence() const { return audit_sequence_; }
   uint64_t last_outbox_sequence() const { return outbox_sequence_; }
+  // True when the batch numbered new outbox records (notifications, re-routed dead letters).
+  bool numbered_outbox_records() const { return outbox_sequence_ != first_outbox_sequence_; }
 
  private:
   friend class Store;
@@ -201,6 +203,7 @@ class Batch {
   uint64_t audit_sequence_;
   std::string audit_hash_;
   uint64_t outbox_sequence_;
+  uint64_t first_outbox_sequence_;  // outbox_sequence_ when the batch was made
   std::size_t changes_ = 0;
   std::map<std::string, v1::CaseState, std::less<>> cases_;
   std::map<std::string, v1::DedupeRecord, std::less<>> dedupe_;
@@ -269,17 +272,38 @@ class Store {
   // Keeps `router`, which must be safe to call from the writer thread.
   void SetNotificationRouter(NotificationRouter router) { router_ = std::move(router); }
 
-  // Returns an empty batch numbered from the store's current counters.
+  // Returns an empty batch numbered from the store's current counters, or from those of the
+  // submitted batch being written.
   // REQUIRES: at most one batch is being built at a time (only the newest one can commit).
   Batch NewBatch() const;
 
   // Writes `batch` in one atomic RocksDB write (WriteOptions.sync = `sync`) together with the
-  // meta counters it advanced, then adopts its counters. An empty batch writes nothing.
-  // Returns the error of the first failed write, mapped as for Open, and from then on returns
-  // that same error without writing: the store is failed and the writer must stop acknowledging
-  // (health() reports it). Returns kFailedPrecondition, without failing the store, if another
-  // batch was committed since `batch` was made.
+  // meta counters it advanced, then adopts its counters: Submit, Write and Finish in one call.
+  // An empty batch writes nothing. Returns the error of the first failed write, mapped as for
+  // Open, and from then on returns that same error without writing: the store is failed and the
+  // writer must stop acknowledging (health() reports it). Returns kFailedPrecondition, without
+  // failing the store, if another batch was committed (or submitted) since `batch` was made.
   Status Commit(Batch&& batch, bool sync);
+
+  // A commit in three steps, so that the writer can build the next batch while this one is
+  // being written (a pipelined group commit):
+  //   Submit (writer thread)  adds the meta counter rows to `batch` and numbers the batches made
+  //                           from now on after it, as if it were committed;
+  //   Write  (any one thread) writes it; touches only `batch`'s rows and the database, so the
+  //                           writer may meanwhile build a new batch and read this one's
+  //                           PendingCase/PendingDedupe;
+  //   Finish (writer thread)  adopts its counters when `written` is OK, else fails the store
+  //                           with `written`, as Commit does.
+  // Reads (GetCase, GetDedupe, ...) do not see a submitted batch until Write returned: the writer
+  // must look in it first. At most one batch is submitted at a time, and it must be finished
+  // before the next is submitted.
+  // Submit returns the store's failure if it has failed, kFailedPrecondition (the store not
+  // failed) if the batch is stale or another's or another one is being written, and
+  // kInvalidArgument if `batch` is empty; nothing is submitted then.
+  Status Submit(Batch& batch);
+  // REQUIRES: `batch` was submitted and is not finished.
+  Status Write(Batch& batch, bool sync) const;
+  Status Finish(Batch&& batch, const Status& written);
 
   // Returns OK, or the error that failed the store.
   Status health() const { return failed_; }
@@ -311,11 +335,17 @@ class Store {
   // Indexed by internal::Cf; plus any family found on disk that this build does not use.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
 
-  // Writer state.
-  uint64_t generation_ = 0;
+  // Writer state. Committed counters (what the accessors report):
   uint64_t audit_sequence_ = 0;
   std::string audit_hash_;
   uint64_t outbox_sequence_ = 0;
+  // What the next batch is numbered from: the committed counters, or those of the submitted
+  // batch being written; and the number of batches submitted so far.
+  uint64_t next_audit_sequence_ = 0;
+  std::string next_audit_hash_;
+  uint64_t next_outbox_sequence_ = 0;
+  uint64_t generation_ = 0;
+  bool writing_ = false;
   Status failed_;
   NotificationRouter router_;
 };

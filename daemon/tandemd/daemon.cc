@@ -153,11 +153,17 @@ class Daemon {
         for (auto& dispatcher : dispatchers_) dispatcher->Wake();
       }
     };
+    hooks.send = [this](const ingest::Peer& peer, std::string bytes) {
+      const Status sent = router_ == nullptr ? FailedPreconditionError("no ingest socket")
+                                             : router_->Send(peer, std::move(bytes));
+      // A peer that went away retries and gets DUPLICATE with the same answer.
+      if (!sent.ok()) logger_->debug("reply not sent: {}", sent.ToString());
+    };
     hooks.on_fatal = [this](const Status& status) {
       logger_->critical("storage failed, acknowledging nothing more: {}", status.ToString());
       Shutdown(kExitStorageFailed, "storage failure");
     };
-    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks));
+    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks), io_.get_executor());
 
     timers::TimerServiceHooks timer_hooks;
     timer_hooks.now = [this] { return Now(); };
@@ -166,6 +172,9 @@ class Daemon {
     };
     timer_hooks.commit = [this](store::Batch&& batch) {
       return writer_->Commit(std::move(batch), /*timers_changed=*/true);
+    };
+    timer_hooks.when_writer_idle = [this](std::function<void()> turn) {
+      writer_->WhenIdle(std::move(turn));
     };
     timer_hooks.on_failure = [this](const Status& status) {
       logger_->critical("timer service failed: {}", status.ToString());
@@ -281,7 +290,7 @@ class Daemon {
     deliveries_flush_posted_ = false;
     std::vector<outbox::DeliveryResult> results = std::move(deliveries_);
     deliveries_.clear();
-    writer_->RecordDeliveries(results, [this](const outbox::DeliveryResult& r) {
+    writer_->RecordDeliveries(std::move(results), [this](const outbox::DeliveryResult& r) {
       // Each dispatcher ignores the outcomes of other channels' records.
       for (auto& dispatcher : dispatchers_) dispatcher->Recorded(r);
     });
@@ -299,13 +308,7 @@ class Daemon {
     handlers.on_request = [this](const ingest::Peer& peer, std::string_view body) {
       OnRequest(peer, body);
     };
-    handlers.on_turn_end = [this] {
-      writer_->EndTurn([this](const ingest::Peer& peer, std::string bytes) {
-        const Status sent = router_->Send(peer, std::move(bytes));
-        // A peer that went away retries and gets DUPLICATE with the same answer.
-        if (!sent.ok()) logger_->debug("reply not sent: {}", sent.ToString());
-      });
-    };
+    handlers.on_turn_end = [this] { writer_->EndTurn(); };
     handlers.on_failure = [this](const Status& status) {
       logger_->critical("ingest socket failed: {}", status.ToString());
       Shutdown(kExitStartupFailed, "ingest failure");
@@ -417,14 +420,22 @@ class Daemon {
                   engines_->generations());
   }
 
-  // Stops accepting, then stops what runs beside the loop. Called between handlers, so the
-  // turn in progress (if any) has already committed and sent its acks. The loop then runs the
-  // handlers already posted (the dispatcher's last outcomes are recorded) and returns.
+  // Stops accepting; once the writer has committed and answered the events it already took
+  // (at once when it has failed), stops what runs beside the loop. The loop then runs the
+  // handlers already posted (the dispatchers' last outcomes are recorded) and returns.
   void Shutdown(int exit_code, std::string_view why) {
     if (stopping_) return;
     stopping_ = true;
     exit_code_ = exit_code;
     logger_->info("stopping reason={}", why);
+    if (writer_ == nullptr) {
+      StopServing();
+      return;
+    }
+    writer_->Stop([this] { StopServing(); });
+  }
+
+  void StopServing() {
     if (router_ != nullptr) router_->Close();
     readers_.join();
     if (timers_ != nullptr) timers_->Stop();

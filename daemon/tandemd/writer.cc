@@ -3,6 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <iterator>
 #include <string_view>
 #include <utility>
 
@@ -32,15 +36,16 @@ Status FirstOutcome(const v1::DedupeRecord& record) {
 
 }  // namespace
 
-Writer::Writer(store::Store& store, const Engines& engines, WriterHooks hooks)
-    : store_(store), engines_(engines), hooks_(std::move(hooks)) {}
+Writer::Writer(store::Store& store, const Engines& engines, WriterHooks hooks,
+               asio::any_io_executor executor)
+    : store_(store), engines_(engines), hooks_(std::move(hooks)), executor_(std::move(executor)) {}
+
+Writer::~Writer() { writing_thread_.join(); }
 
 void Writer::OpenTurn() {
-  if (batch_.has_value()) return;
-  batch_.emplace(store_.NewBatch());
+  if (open_.has_value()) return;
+  open_.emplace(store_.NewBatch());
   turn_now_ = hooks_.now();
-  timers_changed_ = false;
-  earliest_timer_set_.reset();
   arena_.Reset();
   timeline_ = google::protobuf::Arena::CreateMessage<v1::Timeline>(&arena_);
 }
@@ -48,27 +53,54 @@ void Writer::OpenTurn() {
 void Writer::Fail(const Status& status) {
   if (failed()) return;
   failure_ = status;
-  replies_.clear();
-  batch_.reset();
+  // A batch being written stays until its writing thread is done with it (Written).
+  open_.reset();
+  timeline_ = nullptr;
+  idle_work_.clear();
+  deferred_.clear();
   hooks_.on_fatal(status);
 }
 
 void Writer::QueueReply(const ingest::Peer& peer, const v1::Reply& reply) {
   if (failed()) return;
-  replies_.emplace_back(peer, reply.SerializeAsString());
+  OpenTurn();
+  open_->replies.emplace_back(peer, reply.SerializeAsString());
+}
+
+const v1::DedupeRecord* Writer::PendingDedupe(const std::string& event_id) const {
+  if (const v1::DedupeRecord* open = open_->batch.PendingDedupe(event_id)) return open;
+  return writing_.has_value() ? writing_->batch.PendingDedupe(event_id) : nullptr;
+}
+
+Result<std::optional<v1::CaseState>> Writer::ReadCase(const std::string& case_id) const {
+  if (const v1::CaseState* open = open_->batch.PendingCase(case_id)) {
+    return std::optional<v1::CaseState>(*open);
+  }
+  if (writing_.has_value()) {
+    if (const v1::CaseState* written = writing_->batch.PendingCase(case_id)) {
+      return std::optional<v1::CaseState>(*written);
+    }
+  }
+  return store_.GetCase(case_id);
 }
 
 void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
-  if (failed()) return;
+  if (failed() || stopping_) return;
+  if (!idle_work_.empty() || !deferred_.empty()) {
+    deferred_.push_back({peer, request});
+    return;
+  }
   OpenTurn();
   const v1::Event& event = request.publish().event();
   const std::string& event_id = event.event_id();
-  auto reply = [&](const v1::Reply& r) { replies_.emplace_back(peer, r.SerializeAsString()); };
+  auto reply = [&](const v1::Reply& r) {
+    open_->replies.emplace_back(peer, r.SerializeAsString());
+  };
 
-  // Dedupe: this turn's batch first (a retry inside one burst), then the store. Ids that
-  // cannot be dedupe keys are refused by the engine below.
+  // Dedupe: the batches not yet committed first (a retry inside one burst, or while its batch
+  // is being written), then the store. Ids that cannot be dedupe keys are refused by the engine.
   if (!event_id.empty() && event_id.size() <= engine::kMaxIdBytes) {
-    if (const v1::DedupeRecord* pending = batch_->PendingDedupe(event_id)) {
+    if (const v1::DedupeRecord* pending = PendingDedupe(event_id)) {
       reply(ingest::DuplicateReply(request.request_id(), event_id, FirstOutcome(*pending)));
       return;
     }
@@ -94,13 +126,18 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
 }
 
 void Writer::RetryDelivery(const ingest::Peer& peer, const v1::Request& request) {
-  if (failed()) return;
+  if (failed() || stopping_) return;
+  // The dead letters are read from the store, which does not hold a batch being written yet.
+  if (!idle_work_.empty() || !deferred_.empty() || writing_.has_value()) {
+    deferred_.push_back({peer, request});
+    return;
+  }
   OpenTurn();
   const uint64_t id = request.retry_delivery().delivery_id();
-  Result<v1::OutboxRecord> requeued = batch_->Requeue(id, turn_now_);
+  Result<v1::OutboxRecord> requeued = open_->batch.Requeue(id, turn_now_);
   v1::Reply reply;
   if (requeued.ok()) {
-    requeued_ = true;
+    open_->requeued = true;
     reply.set_request_id(request.request_id());
     *reply.mutable_outbox()->add_pending() = std::move(requeued).value();
     spdlog::info("delivery re-queued by an operator: outbox_sequence={}", id);
@@ -110,35 +147,32 @@ void Writer::RetryDelivery(const ingest::Peer& peer, const v1::Request& request)
     Fail(requeued.status().WithPrefix("re-queueing a delivery"));
     return;
   }
-  replies_.emplace_back(peer, reply.SerializeAsString());
+  open_->replies.emplace_back(peer, reply.SerializeAsString());
 }
 
 Status Writer::Apply(const v1::Event& event, int depth) {
-  // The case as this turn left it, else as committed; a working copy the engine may take.
-  std::optional<v1::CaseState> working;
-  if (const v1::CaseState* pending = batch_->PendingCase(event.case_id())) {
-    working = *pending;
-  } else {
-    auto stored = store_.GetCase(event.case_id());
-    if (!stored.ok()) {
-      Fail(stored.status().WithPrefix("reading case"));
-      return failure_;
-    }
-    working = std::move(*stored);
+  // The case as the batches not yet committed left it, else as committed; a working copy the
+  // engine may take.
+  auto working = ReadCase(event.case_id());
+  if (!working.ok()) {
+    Fail(working.status().WithPrefix("reading case"));
+    return failure_;
   }
   const int first_effect = timeline_->effects_size();
-  auto outcome = working.has_value()
-                     ? engines_.For(*working).ApplyTaking(&*working, event, turn_now_, timeline_)
+  auto outcome = working->has_value()
+                     ? engines_.For(**working).ApplyTaking(&**working, event, turn_now_, timeline_)
                      : engines_.Newest().Apply(nullptr, event, turn_now_, timeline_);
   if (!outcome.ok()) return Reject(event, outcome.status());
   // The store refuses what it cannot key (e.g. an id holding a 0 byte): a rejection like any
   // other; the effects left on the timeline are never used.
-  const Status added = batch_->AddAccepted(event, *outcome, turn_now_, timeline_, first_effect);
+  const Status added =
+      open_->batch.AddAccepted(event, *outcome, turn_now_, timeline_, first_effect);
   if (!added.ok()) return Reject(event, added);
-  timers_changed_ |= !outcome->timers_set.empty() || !outcome->timers_cancelled.empty();
+  open_->timers_changed |= !outcome->timers_set.empty() || !outcome->timers_cancelled.empty();
+  std::optional<calendar::Instant>& earliest = open_->earliest_timer_set;
   for (const v1::Timer& t : outcome->timers_set) {
     const calendar::Instant due = engine::ToInstant(t.due_at());
-    if (!earliest_timer_set_.has_value() || due < *earliest_timer_set_) earliest_timer_set_ = due;
+    if (!earliest.has_value() || due < *earliest) earliest = due;
   }
   OpenCases(first_effect, depth);
   return OkStatus();
@@ -152,14 +186,14 @@ void Writer::OpenCases(int first_effect, int depth) {
       continue;
     }
     // Its id derives from the event that opened it, which was new: it cannot have an answer
-    // yet, unless this very turn already holds one (refused again as a duplicate would be).
-    if (batch_->PendingDedupe(next.event.event_id()) != nullptr) continue;
+    // yet, unless this very batch already holds one (refused again as a duplicate would be).
+    if (open_->batch.PendingDedupe(next.event.event_id()) != nullptr) continue;
     (void)Apply(next.event, depth + 1);  // a refusal is recorded with the event, as any
   }
 }
 
 Status Writer::Reject(const v1::Event& event, const Status& why) {
-  const Status recorded = batch_->AddRejected(event, why, turn_now_);
+  const Status recorded = open_->batch.AddRejected(event, why, turn_now_);
   if (!recorded.ok()) {
     // Nothing was added; the publisher still gets its answer, and a retry is refused again.
     spdlog::warn("rejection not recorded: event_id_bytes={} code={}", event.event_id().size(),
@@ -168,77 +202,160 @@ Status Writer::Reject(const v1::Event& event, const Status& why) {
   return why;
 }
 
-void Writer::EndTurn(const std::function<void(const ingest::Peer&, std::string)>& send) {
+void Writer::EndTurn() { Pump(); }
+
+void Writer::WhenIdle(std::function<void()> work) {
   if (failed()) return;
-  if (batch_.has_value()) {
-    store::Batch batch = std::move(*batch_);
-    batch_.reset();
-    timeline_ = nullptr;
-    const bool timers_changed = timers_changed_;
-    if (!batch.empty() && !Commit(std::move(batch), timers_changed, earliest_timer_set_).ok()) {
-      return;
+  idle_work_.push_back(std::move(work));
+  Pump();
+}
+
+void Writer::Stop(std::function<void()> stopped) {
+  stopping_ = true;
+  deferred_.clear();
+  if (failed()) {
+    stopped();
+    return;
+  }
+  WhenIdle(std::move(stopped));
+}
+
+void Writer::Pump() {
+  // Work run from here (WhenIdle work, requests that waited) may come back here; the loop below
+  // picks up whatever it left.
+  if (pumping_) return;
+  pumping_ = true;
+  while (!failed() && !writing_.has_value()) {
+    if (open_.has_value() && !open_->batch.empty()) {
+      StartWrite();
+      break;
+    }
+    // Nothing is being written or waits to be: every commit before these replies is done.
+    if (open_.has_value()) {
+      Send(std::move(open_->replies));
+      open_.reset();
+      timeline_ = nullptr;
+    }
+    if (!idle_work_.empty()) {
+      std::function<void()> work = std::move(idle_work_.front());
+      idle_work_.pop_front();
+      work();
+      continue;
+    }
+    if (deferred_.empty()) break;
+    std::vector<Deferred> deferred = std::move(deferred_);
+    deferred_.clear();
+    for (std::size_t i = 0; i < deferred.size(); ++i) {
+      const Deferred& d = deferred[i];
+      if (!deferred_.empty()) {
+        // A retry_delivery waits again (for the batch before it): so does everything after it.
+        deferred_.insert(deferred_.end(), std::make_move_iterator(deferred.begin() + i),
+                         std::make_move_iterator(deferred.end()));
+        break;
+      }
+      if (d.request.has_publish()) {
+        Publish(d.peer, d.request);
+      } else {
+        RetryDelivery(d.peer, d.request);
+      }
     }
   }
+  pumping_ = false;
+}
+
+void Writer::StartWrite() {
+  Turn turn = std::move(*open_);
+  open_.reset();
+  timeline_ = nullptr;
+  const Status submitted = store_.Submit(turn.batch);
+  if (!submitted.ok()) {
+    Fail(submitted.WithPrefix("commit"));
+    return;
+  }
+  writing_.emplace(std::move(turn));
+  // The completion keeps the io_context running until it has been handled.
+  asio::post(writing_thread_,
+             [this, batch = &writing_->batch,
+              done = asio::prefer(executor_, asio::execution::outstanding_work.tracked)] {
+               Status written = store_.Write(*batch, /*sync=*/true);
+               asio::post(done, [this, written = std::move(written)] { Written(written); });
+             });
+}
+
+void Writer::Written(const Status& written) {
+  Turn turn = std::move(*writing_);
+  writing_.reset();
+  if (failed()) return;  // a store read failed meanwhile: nothing more is answered
+  const bool notifications_added = turn.requeued || turn.batch.numbered_outbox_records();
+  const Status finished = store_.Finish(std::move(turn.batch), written);
+  if (!finished.ok()) {
+    Fail(finished.WithPrefix("commit"));
+    return;
+  }
+  hooks_.on_committed(turn.timers_changed, turn.earliest_timer_set, notifications_added);
   // Only now, after the synced commit returned OK.
-  auto replies = std::move(replies_);
-  replies_.clear();
-  for (auto& [peer, bytes] : replies) send(peer, std::move(bytes));
+  Send(std::move(turn.replies));
+  Pump();
+}
+
+void Writer::Send(std::vector<std::pair<ingest::Peer, std::string>> replies) {
+  for (auto& [peer, bytes] : replies) hooks_.send(peer, std::move(bytes));
 }
 
 Status Writer::Commit(store::Batch&& batch, bool timers_changed,
                       std::optional<calendar::Instant> earliest_timer_set) {
   if (failed()) return failure_;
-  const uint64_t outbox_before = store_.last_outbox_sequence();
+  TANDEM_CHECK(idle());
+  const bool notifications_added = batch.numbered_outbox_records();
   const Status status = store_.Commit(std::move(batch), /*sync=*/true);
-  const bool requeued = std::exchange(requeued_, false);
   if (!status.ok()) {
     Fail(status.WithPrefix("commit"));
     return failure_;
   }
-  hooks_.on_committed(timers_changed, earliest_timer_set,
-                      requeued || store_.last_outbox_sequence() != outbox_before);
+  // An open batch holds no change (idle), but was numbered before this commit: renew it.
+  if (open_.has_value()) open_->batch = store_.NewBatch();
+  hooks_.on_committed(timers_changed, earliest_timer_set, notifications_added);
   return OkStatus();
 }
 
-void Writer::RecordDeliveries(const std::vector<outbox::DeliveryResult>& results,
-                              const std::function<void(const outbox::DeliveryResult&)>& recorded) {
+void Writer::RecordDeliveries(std::vector<outbox::DeliveryResult> results,
+                              std::function<void(const outbox::DeliveryResult&)> recorded) {
   if (failed() || results.empty()) return;
-  // Delivery outcomes are posted handlers of their own; a router turn opens and commits its
-  // batch within one handler, so none is open here.
-  TANDEM_CHECK(!batch_.has_value());
-  const calendar::Instant now = hooks_.now();
-  store::Batch batch = store_.NewBatch();
-  for (const outbox::DeliveryResult& r : results) {
-    Status s;
-    switch (r.kind) {
-      case outbox::DeliveryResult::Kind::kDelivered:
-        s = batch.MarkDelivered(r.sequence, now);
-        break;
-      case outbox::DeliveryResult::Kind::kRetry:
-        s = batch.Reschedule(r.sequence, r.attempts, r.next_attempt_at, r.error);
-        break;
-      case outbox::DeliveryResult::Kind::kDeadLetter:
-        s = batch.Reschedule(r.sequence, r.attempts, now, r.error);
-        if (s.ok()) s = batch.MoveToDeadLetter(r.sequence, r.error, now);
-        if (s.ok()) {
-          spdlog::error("notification dead-lettered: outbox_sequence={} attempts={} error=\"{}\"",
-                        r.sequence, r.attempts, r.error);
-        }
-        break;
+  WhenIdle([this, results = std::move(results), recorded = std::move(recorded)] {
+    const calendar::Instant now = hooks_.now();
+    store::Batch batch = store_.NewBatch();
+    for (const outbox::DeliveryResult& r : results) {
+      Status s;
+      switch (r.kind) {
+        case outbox::DeliveryResult::Kind::kDelivered:
+          s = batch.MarkDelivered(r.sequence, now);
+          break;
+        case outbox::DeliveryResult::Kind::kRetry:
+          s = batch.Reschedule(r.sequence, r.attempts, r.next_attempt_at, r.error);
+          break;
+        case outbox::DeliveryResult::Kind::kDeadLetter:
+          s = batch.Reschedule(r.sequence, r.attempts, now, r.error);
+          if (s.ok()) s = batch.MoveToDeadLetter(r.sequence, r.error, now);
+          if (s.ok()) {
+            spdlog::error("notification dead-lettered: outbox_sequence={} attempts={} error=\"{}\"",
+                          r.sequence, r.attempts, r.error);
+          }
+          break;
+      }
+      if (s.code() == StatusCode::kNotFound) {
+        // Already gone from the outbox: nothing to record.
+        spdlog::warn("delivery outcome for a record no longer in the outbox: outbox_sequence={}",
+                     r.sequence);
+        continue;
+      }
+      if (!s.ok()) {
+        Fail(s.WithPrefix("recording a delivery"));
+        return;
+      }
     }
-    if (s.code() == StatusCode::kNotFound) {
-      // Already gone from the outbox: nothing to record.
-      spdlog::warn("delivery outcome for a record no longer in the outbox: outbox_sequence={}",
-                   r.sequence);
-      continue;
-    }
-    if (!s.ok()) {
-      Fail(s.WithPrefix("recording a delivery"));
-      return;
-    }
-  }
-  if (!batch.empty() && !Commit(std::move(batch), false).ok()) return;
-  for (const outbox::DeliveryResult& r : results) recorded(r);
+    if (!batch.empty() && !Commit(std::move(batch), false).ok()) return;
+    for (const outbox::DeliveryResult& r : results) recorded(r);
+  });
 }
 
 }  // namespace tandem::tandemd

@@ -1,16 +1,27 @@
 #pragma once
 // The daemon's single writer: every state change (published events, fired timers, delivery
-// outcomes) goes through it into one store::Batch per loop turn and one synced commit. Its
-// ordering rule, for every loop turn:
+// outcomes) goes through it into a store::Batch and a synced commit. Its ordering rule:
 //
-//   drain input -> engine -> one WriteBatch -> synced commit -> acks -> wake the outbox
+//   drain input -> engine -> batch -> synced commit -> acks -> wake the outbox
 //
-// An ack is never sent before the commit that holds its answer returned OK. When a commit
-// fails, the writer sends no ack of that turn nor of any later one, and reports the failure so
-// the daemon exits non-zero (DESIGN, "on a storage error the daemon stops acknowledging").
+// An ack is never sent before the commit that holds its answer, and every commit before it,
+// returned OK. When a commit fails, the writer sends no ack of that batch nor of any later one,
+// and reports the failure so the daemon exits non-zero (DESIGN, "on a storage error the daemon
+// stops acknowledging").
+//
+// Published events are committed in a pipeline (group commit): the batch of the events received
+// so far is written on a thread of its own while the writer thread goes on applying the events
+// that arrive meanwhile to the next batch, which is written as soon as the first is done. The
+// writer reads a case or an answer from its open batch first, then from the batch being written,
+// then from the store. The work that reads the store on its own (the timer service's firing
+// turns, delivery outcomes, `outbox retry`) waits until nothing is open or being written
+// (WhenIdle); the requests that arrive in the meantime wait for it, in order.
 
 #include <google/protobuf/arena.h>
 
+#include <asio/any_io_executor.hpp>
+#include <asio/thread_pool.hpp>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -30,6 +41,9 @@ namespace tandem::tandemd {
 struct WriterHooks {
   // The daemon's clock (UTC plus the configured offset).
   std::function<calendar::Instant()> now;
+  // Sends a reply (serialized v1::Reply) to the peer that asked; called only after the commit
+  // holding its answer returned OK.
+  std::function<void(const ingest::Peer& peer, std::string bytes)> send;
   // After every successful commit: whether it set or cancelled timers, the earliest due instant
   // of the timers it set (nullopt when it set none, or when the caller of Commit did not say),
   // and whether it added outbox records (wake the dispatcher). The daemon re-arms the timer
@@ -41,56 +55,91 @@ struct WriterHooks {
   std::function<void(const Status& status)> on_fatal;
 };
 
-// Lives on the writer thread (the daemon's single io_context thread): every method runs there.
-// Keeps references to `store` and `engines`, which must outlive it.
+// Lives on the writer thread (the daemon's single io_context thread, whose executor is
+// `executor`): every method runs there, and so does every hook. The batch being written is
+// written on a thread the writer owns, whose completion is posted to `executor` (and keeps its
+// io_context from running out of work until then). Keeps references to `store` and `engines`,
+// which must outlive it.
 class Writer {
  public:
-  Writer(store::Store& store, const Engines& engines, WriterHooks hooks);
+  Writer(store::Store& store, const Engines& engines, WriterHooks hooks,
+         asio::any_io_executor executor);
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
+  // Waits for a write in progress to end; its completion, and any reply, is then never seen.
+  ~Writer();
 
-  // Handles one publish request of the current turn: answers a repeated event_id with
-  // DUPLICATE (the first answer, from this turn's batch or the store), else applies the event
-  // to the case as this turn's batch or the store holds it and adds the change (ACCEPTED) or
-  // the refusal (REJECTED) to the turn's batch. The reply is queued until EndTurn.
+  // Handles one publish request: answers a repeated event_id with DUPLICATE (the first answer,
+  // from the open batch, the batch being written or the store), else applies the event to the
+  // case as those hold it and adds the change (ACCEPTED) or the refusal (REJECTED) to the open
+  // batch. The reply goes out after that batch's commit.
   // REQUIRES: request.has_publish().
   void Publish(const ingest::Peer& peer, const v1::Request& request);
 
-  // Handles one retry_delivery request of the current turn: moves the parked delivery back to
-  // the outbox in this turn's batch and queues an OutboxList reply holding it as now pending,
-  // or an Error reply (not_found) when no such delivery is parked. The reply goes out at
-  // EndTurn, after the commit; the outbox is woken then.
+  // Handles one retry_delivery request, once no batch is being written: moves the parked
+  // delivery back to the outbox in the open batch and answers, after its commit, with an
+  // OutboxList holding it as now pending, or with an Error (not_found) when no such delivery is
+  // parked. The outbox is woken after the commit.
   // REQUIRES: request.has_retry_delivery().
   void RetryDelivery(const ingest::Peer& peer, const v1::Request& request);
 
-  // Queues a reply that needs no commit (a body that is not a Request), to go out at EndTurn
-  // in order with the turn's other replies.
+  // Queues a reply that needs no commit of its own (a body that is not a Request); it goes out
+  // with the open batch's replies, after every commit before it.
   void QueueReply(const ingest::Peer& peer, const v1::Reply& reply);
 
-  // Ends the turn: commits its batch (synced) when it holds anything, then, only if that
-  // returned OK, hands every queued reply to `send`. On a failed commit no reply is sent.
-  void EndTurn(const std::function<void(const ingest::Peer&, std::string)>& send);
+  // Ends a burst of requests: hands the open batch to the writing thread unless a batch is
+  // being written, in which case it follows when that one is done, with whatever was added to
+  // it meanwhile (a group commit). Replies go out, in order, as their commits return OK.
+  void EndTurn();
 
-  // Commits a batch built elsewhere on the writer thread (the timer service's firing turns)
-  // through the same path: synced, then on_committed with `timers_changed` and
+  // Runs `work` on the writer thread once nothing is open or being written (at once when that
+  // is so already), before the requests that arrive in the meantime, which wait for it.
+  // Not run at all once the writer has failed.
+  void WhenIdle(std::function<void()> work);
+
+  // Commits a batch built elsewhere on the writer thread, from the store's state (the timer
+  // service's firing turns), synced, then calls on_committed with `timers_changed` and
   // `earliest_timer_set`. Returns the commit's status; an error has already been reported
   // through on_fatal.
+  // REQUIRES: idle(): run it from WhenIdle work.
   Status Commit(store::Batch&& batch, bool timers_changed,
                 std::optional<calendar::Instant> earliest_timer_set = std::nullopt);
 
-  // Records delivery outcomes reported by the outbox dispatcher in one batch (delivered ->
-  // MarkDelivered; retry -> Reschedule; dead letter -> Reschedule then MoveToDeadLetter),
-  // commits it, and calls `recorded` for each outcome once committed (or found moot: the
-  // record is no longer in the outbox). Nothing is called after a failure.
-  // REQUIRES: no turn is open (called from its own handler, never inside a router turn).
-  void RecordDeliveries(const std::vector<outbox::DeliveryResult>& results,
-                        const std::function<void(const outbox::DeliveryResult&)>& recorded);
+  // Records delivery outcomes reported by the outbox dispatcher in one batch, once idle
+  // (delivered -> MarkDelivered; retry -> Reschedule; dead letter -> Reschedule then
+  // MoveToDeadLetter), commits it, and calls `recorded` for each outcome once committed (or
+  // found moot: the record is no longer in the outbox). Nothing is called after a failure.
+  void RecordDeliveries(std::vector<outbox::DeliveryResult> results,
+                        std::function<void(const outbox::DeliveryResult&)> recorded);
+
+  // Stops taking requests (those waiting for WhenIdle work are dropped unanswered: their
+  // publishers retry) and calls `stopped` once the batches already taken are committed and
+  // answered, or at once if the writer has failed.
+  void Stop(std::function<void()> stopped);
 
   // True once a commit or a store read failed; the writer then refuses all work.
   bool failed() const { return !failure_.ok(); }
+  // True when no batch is being written and the open one, if any, holds no change.
+  bool idle() const { return !writing_.has_value() && (!open_ || open_->batch.empty()); }
 
  private:
-  // Applies `event` in this turn's batch: accepted (its rows added, then the cases its change
+  // A batch and what waits for its commit.
+  struct Turn {
+    explicit Turn(store::Batch b) : batch(std::move(b)) {}
+    store::Batch batch;
+    std::vector<std::pair<ingest::Peer, std::string>> replies;
+    bool timers_changed = false;
+    bool requeued = false;  // a parked delivery went back to the outbox
+    std::optional<calendar::Instant> earliest_timer_set;
+  };
+  // A request that arrived while WhenIdle work waited, or a retry_delivery while a batch was
+  // being written.
+  struct Deferred {
+    ingest::Peer peer;
+    v1::Request request;
+  };
+
+  // Applies `event` in the open batch: accepted (its rows added, then the cases its change
   // opened applied after it, `depth` counting such openings) or refused (the refusal recorded).
   // Returns OK when accepted, else the reason; fails the writer when the store cannot be read.
   Status Apply(const v1::Event& event, int depth);
@@ -98,25 +147,39 @@ class Writer {
   void OpenCases(int first_effect, int depth);
   // Records that `event` was refused for `why`, and returns `why`.
   Status Reject(const v1::Event& event, const Status& why);
+  // The case / first answer as the open batch, the batch being written, or the store has it.
+  Result<std::optional<v1::CaseState>> ReadCase(const std::string& case_id) const;
+  const v1::DedupeRecord* PendingDedupe(const std::string& event_id) const;
 
-  // Opens the turn's batch, instant and timeline when the turn's first publish arrives.
+  // Opens a batch (with its instant and timeline) when there is none.
   void OpenTurn();
+  // Moves things on: writes the open batch when nothing is being written; when idle, sends the
+  // open batch's replies, runs WhenIdle work, then the requests that waited for it.
+  void Pump();
+  // Submits the open batch and writes it on the writing thread.
+  void StartWrite();
+  // The writing thread's answer, on the writer thread.
+  void Written(const Status& written);
+  void Send(std::vector<std::pair<ingest::Peer, std::string>> replies);
   void Fail(const Status& status);
 
   store::Store& store_;
   const Engines& engines_;
   WriterHooks hooks_;
+  asio::any_io_executor executor_;
   Status failure_;
+  bool stopping_ = false;
+  bool pumping_ = false;
 
-  // The open turn.
-  std::optional<store::Batch> batch_;
-  calendar::Instant turn_now_{};
-  bool timers_changed_ = false;
-  bool requeued_ = false;  // a parked delivery went back to the outbox this turn
-  std::optional<calendar::Instant> earliest_timer_set_;
+  std::optional<Turn> open_;
+  std::optional<Turn> writing_;
+  calendar::Instant turn_now_{};  // the open batch's instant
   google::protobuf::Arena arena_;
-  v1::Timeline* timeline_ = nullptr;  // on arena_, while a turn is open
-  std::vector<std::pair<ingest::Peer, std::string>> replies_;
+  v1::Timeline* timeline_ = nullptr;  // on arena_, while a batch is open
+  std::deque<std::function<void()>> idle_work_;
+  std::vector<Deferred> deferred_;
+  // Last: destroyed (joined) first, while the batch it may be writing still exists.
+  asio::thread_pool writing_thread_{1};
 };
 
 }  // namespace tandem::tandemd

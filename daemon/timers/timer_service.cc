@@ -105,6 +105,14 @@ void TimerService::Rearm() {
 }
 
 void TimerService::FireTurn() {
+  if (hooks_.when_writer_idle) {
+    hooks_.when_writer_idle([this] { FireTurnNow(); });
+    return;
+  }
+  FireTurnNow();
+}
+
+void TimerService::FireTurnNow() {
   if (stopped_) {
     firing_ = false;
     return;

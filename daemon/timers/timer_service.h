@@ -43,6 +43,10 @@ struct TimerServiceHooks {
   // The writer's commit path: commits `batch` durably (sync) and returns the commit's status.
   // On an error the writer stops acknowledging; the service stops firing.
   std::function<Status(store::Batch&& batch)> commit;
+  // Optional. Runs `turn` (a firing turn, which reads the store and commits) once the writer has
+  // nothing open or being written, so that the store holds every change before it; unset, a
+  // turn runs at once.
+  std::function<void(std::function<void()> turn)> when_writer_idle;
   // Optional. Called once when the service stops because of an error (a store read or a commit
   // failed). Not called for Stop().
   std::function<void(const Status& status)> on_failure;
@@ -101,6 +105,8 @@ class TimerService {
  private:
   // Runs one firing turn and posts the next one while timers remain due.
   void FireTurn();
+  // FireTurn once the writer is idle (TimerServiceHooks::when_writer_idle).
+  void FireTurnNow();
   void Fail(const Status& status);
 
   asio::any_io_executor executor_;

@@ -716,6 +716,52 @@ TEST_F(StoreTest, StaleBatchIsRefusedWithoutFailingTheStore) {
   EXPECT_EQ(*store_->VerifyAudit(), 1u);
 }
 
+// The pipelined commit: a batch made while another is submitted is numbered after it, and
+// commits after it; the store reads neither until written; a second submission waits its turn.
+TEST_F(StoreTest, ABatchMadeWhileAnotherIsWrittenFollowsIt) {
+  const calendar::Instant now = At("2026-12-24T10:15:00Z");
+  const v1::Event e1 = Incident("e1", "SI-1");
+  const v1::Event e2 = Incident("e2", "SI-2");
+  Batch first = store_->NewBatch();
+  ASSERT_TRUE(first.AddAccepted(e1, *test::Engine().Apply(nullptr, e1, now), now).ok());
+  ASSERT_TRUE(store_->Submit(first).ok());
+  EXPECT_EQ(store_->last_audit_sequence(), 0u);  // not committed yet
+  EXPECT_FALSE(store_->GetCase("SI-1")->has_value());
+
+  Batch second = store_->NewBatch();
+  ASSERT_TRUE(second.AddAccepted(e2, *test::Engine().Apply(nullptr, e2, now), now).ok());
+  EXPECT_EQ(second.last_audit_sequence(), 2u);  // after the first's record 1
+  EXPECT_EQ(store_->Submit(second).code(), StatusCode::kFailedPrecondition);
+
+  ASSERT_TRUE(store_->Finish(std::move(first), store_->Write(first, true)).ok());
+  EXPECT_EQ(store_->last_audit_sequence(), 1u);
+  EXPECT_TRUE(store_->GetCase("SI-1")->has_value());
+  ASSERT_TRUE(store_->Commit(std::move(second), true).ok());
+  EXPECT_EQ(store_->last_audit_sequence(), 2u);
+  EXPECT_EQ(*store_->VerifyAudit(), 2u);
+  Reopen();
+  EXPECT_EQ(*store_->VerifyAudit(), 2u);
+  EXPECT_TRUE(store_->GetCase("SI-2")->has_value());
+}
+
+// A write that failed fails the store, and the batch made after it can never commit.
+TEST_F(StoreTest, AFailedWriteFailsTheStoreAndTheBatchAfterIt) {
+  const calendar::Instant now = At("2026-12-24T10:15:00Z");
+  const v1::Event e1 = Incident("e1", "SI-1");
+  const v1::Event e2 = Incident("e2", "SI-2");
+  Batch first = store_->NewBatch();
+  ASSERT_TRUE(first.AddAccepted(e1, *test::Engine().Apply(nullptr, e1, now), now).ok());
+  ASSERT_TRUE(store_->Submit(first).ok());
+  Batch second = store_->NewBatch();
+  ASSERT_TRUE(second.AddAccepted(e2, *test::Engine().Apply(nullptr, e2, now), now).ok());
+  // Finish is told the write failed (the writer's thread reports what RocksDB said).
+  const Status failed = store_->Finish(std::move(first), InternalError("disk gone"));
+  EXPECT_EQ(failed.message(), "disk gone");
+  EXPECT_EQ(store_->health(), failed);
+  EXPECT_EQ(store_->Commit(std::move(second), true), failed);
+  EXPECT_EQ(store_->last_audit_sequence(), 0u);
+}
+
 TEST_F(StoreTest, EmptyBatchCommitsNothing) {
   ASSERT_TRUE(store_->Commit(store_->NewBatch(), true).ok());
   EXPECT_EQ(store_->last_audit_sequence(), 0u);

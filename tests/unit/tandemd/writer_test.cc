@@ -13,6 +13,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 
+#include <asio/io_context.hpp>
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -65,6 +66,16 @@ v1::Request Incident(const std::string& event_id, const std::string& case_id,
   return request;
 }
 
+// A publish request for partners.informed on case `case_id` (accepted in any open state).
+v1::Request Informed(const std::string& event_id, const std::string& case_id) {
+  v1::Request request = Incident(event_id, case_id);
+  v1::Event& e = *request.mutable_publish()->mutable_event();
+  e.set_type("partners.informed");
+  e.mutable_facts()->Clear();
+  (*e.mutable_facts()->mutable_fields())["informed_on"].set_string_value("2026-12-24");
+  return request;
+}
+
 struct Sent {
   std::string routing_id;
   v1::Reply reply;
@@ -96,7 +107,13 @@ class WriterTest : public ::testing::Test {
       notifications_added_ = notifications_added;
     };
     hooks.on_fatal = [this](const Status& status) { fatal_.push_back(status); };
-    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks));
+    hooks.send = [this](const ingest::Peer& peer, std::string bytes) {
+      Sent s;
+      s.routing_id = peer.routing_id;
+      EXPECT_TRUE(s.reply.ParseFromString(bytes));
+      sent_.push_back(std::move(s));
+    };
+    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks), io_.get_executor());
   }
 
   // Sets `batch` to fire the store's first due timer at its due instant, as the timer service
@@ -120,21 +137,19 @@ class WriterTest : public ::testing::Test {
     ASSERT_TRUE(writer_->Commit(std::move(*batch), /*timers_changed=*/true).ok());
   }
 
-  // Ends the writer's turn and returns what it sent.
+  // Ends the writer's turn, runs the loop until its commits are done, and returns what it sent.
   std::vector<Sent> EndTurn() {
-    std::vector<Sent> sent;
-    writer_->EndTurn([&](const ingest::Peer& peer, std::string bytes) {
-      Sent s;
-      s.routing_id = peer.routing_id;
-      EXPECT_TRUE(s.reply.ParseFromString(bytes));
-      sent.push_back(std::move(s));
-    });
-    return sent;
+    writer_->EndTurn();
+    io_.restart();
+    io_.run();
+    EXPECT_TRUE(writer_->failed() || writer_->idle());
+    return std::exchange(sent_, {});
   }
 
   // Members are destroyed bottom-up: the writer before the store, the store before its
   // file system, the directory last.
   test::ScopedDir dir_;
+  asio::io_context io_;
   std::shared_ptr<FailingWalFileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<store::Store> store_;
@@ -143,6 +158,7 @@ class WriterTest : public ::testing::Test {
   int commits_ = 0;
   bool notifications_added_ = false;  // as the last on_committed said
   std::vector<Status> fatal_;
+  std::vector<Sent> sent_;
   const ingest::Peer peer_{"publisher-1", false};
 };
 
@@ -336,6 +352,112 @@ TEST_F(WriterTest, RetryDeliveryOfNoParkedDeliveryAnswersNotFoundAndCommitsNothi
   EXPECT_TRUE(store_->DeadLetters(10)->empty());
   EXPECT_FALSE(writer_->failed());
   EXPECT_TRUE(fatal_.empty());
+}
+
+// The pipeline: while one batch is being written, the writer applies what arrives to the next,
+// reading the cases and answers of the batch being written; nothing of either is answered before
+// its own commit returned, and the second commit follows the first.
+TEST_F(WriterTest, EventsArrivingWhileABatchIsWrittenSeeItAndAreAnsweredAfterTheirOwnCommit) {
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  writer_->EndTurn();  // the first batch is handed to the writing thread; its answer waits
+  EXPECT_FALSE(writer_->idle());
+  EXPECT_TRUE(sent_.empty());
+
+  // The loop has not run: the first batch's commit is not handled yet, so these see it only in
+  // the batch being written.
+  writer_->Publish(peer_, Informed("e2", "SI-1"));  // the case exists there
+  writer_->Publish(peer_, Incident("e1", "SI-1"));  // a retry: its answer is there
+  writer_->Publish(peer_, Incident("e3", "SI-1"));  // a second starting event: refused
+  writer_->EndTurn();
+  EXPECT_TRUE(sent_.empty());
+  EXPECT_EQ(commits_, 0);
+
+  const std::vector<Sent> sent = EndTurn();  // runs the loop: both commits, then the answers
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(sent[0].reply.request_id(), "req-e1");
+  EXPECT_EQ(sent[0].reply.ack().status(), v1::ACK_STATUS_ACCEPTED);
+  EXPECT_EQ(sent[1].reply.request_id(), "req-e2");
+  EXPECT_EQ(sent[1].reply.ack().status(), v1::ACK_STATUS_ACCEPTED);
+  EXPECT_EQ(sent[2].reply.request_id(), "req-e1");
+  EXPECT_EQ(sent[2].reply.ack().status(), v1::ACK_STATUS_DUPLICATE);
+  EXPECT_EQ(sent[3].reply.request_id(), "req-e3");
+  EXPECT_EQ(sent[3].reply.ack().status(), v1::ACK_STATUS_REJECTED);
+  EXPECT_EQ(commits_, 2);
+
+  auto stored = store_->GetCase("SI-1");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->events_applied(), 2u);
+  ASSERT_EQ(store_->CaseEvents("SI-1")->size(), 2u);
+  EXPECT_EQ((*store_->CaseEvents("SI-1"))[1].event_id(), "e2");
+  auto audit = store_->VerifyAudit();
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  EXPECT_EQ(*audit, 3u);  // e1, e2 accepted; e3 refused
+  EXPECT_TRUE(fatal_.empty());
+}
+
+// Work that reads the store on its own (a timer turn, delivery outcomes) runs only once the batch
+// being written is committed; requests arriving meanwhile wait for it and then apply in order.
+TEST_F(WriterTest, IdleWorkWaitsForTheBatchBeingWrittenAndRequestsWaitForIt) {
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  writer_->EndTurn();
+  std::vector<std::string> order;
+  writer_->WhenIdle([&] {
+    order.push_back("idle work");
+    // It sees the first batch committed, and nothing of what arrived after it.
+    EXPECT_TRUE(store_->GetCase("SI-1")->has_value());
+    EXPECT_FALSE(store_->GetDedupe("e2")->has_value());
+    EXPECT_TRUE(writer_->idle());
+  });
+  EXPECT_TRUE(order.empty());
+  writer_->Publish(peer_, Informed("e2", "SI-1"));
+  writer_->EndTurn();
+
+  const std::vector<Sent> sent = EndTurn();
+  EXPECT_EQ(order, std::vector<std::string>{"idle work"});
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].reply.request_id(), "req-e1");
+  EXPECT_EQ(sent[1].reply.request_id(), "req-e2");
+  EXPECT_EQ(sent[1].reply.ack().status(), v1::ACK_STATUS_ACCEPTED);
+  EXPECT_EQ((*store_->GetCase("SI-1"))->events_applied(), 2u);
+  EXPECT_EQ(commits_, 2);
+}
+
+// A failed write while the next batch is open: neither batch is answered.
+TEST_F(WriterTest, AFailedWriteAnswersNeitherItsBatchNorTheNextOne) {
+  fs_->set_failing(true);
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  writer_->EndTurn();
+  writer_->Publish(peer_, Informed("e2", "SI-1"));
+  EXPECT_TRUE(EndTurn().empty());
+  ASSERT_EQ(fatal_.size(), 1u);
+  EXPECT_THAT(fatal_[0].message(), HasSubstr("injected"));
+  EXPECT_EQ(commits_, 0);
+  fs_->set_failing(false);
+  writer_.reset();
+  store_.reset();
+  auto reopened = store::Store::Open(dir_.path());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_FALSE((*reopened)->GetDedupe("e2")->has_value());
+}
+
+// Stop: the batch being written and the open one are committed and answered first; requests
+// after Stop are not taken.
+TEST_F(WriterTest, StopAnswersWhatWasTakenBeforeSayingItStopped) {
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  writer_->EndTurn();
+  writer_->Publish(peer_, Informed("e2", "SI-1"));
+  bool stopped = false;
+  writer_->Stop([&] {
+    stopped = true;
+    EXPECT_EQ(sent_.size(), 2u);
+  });
+  EXPECT_FALSE(stopped);
+  writer_->Publish(peer_, Incident("e3", "SI-3"));
+  const std::vector<Sent> sent = EndTurn();
+  EXPECT_TRUE(stopped);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].reply.request_id(), "req-e2");
+  EXPECT_FALSE(store_->GetDedupe("e3")->has_value());
 }
 
 }  // namespace
