@@ -27,6 +27,7 @@
 //   --cases 0 skips part 4.
 
 #include <google/protobuf/struct.pb.h>
+#include <poll.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -256,7 +257,8 @@ PublisherResult RunWindowed(const std::string& endpoint, int index, Work& work, 
       ++result.acked;
       if (reply.ack().status() != v1::ACK_STATUS_ACCEPTED) {
         if (++result.not_accepted <= 3) {
-          std::fprintf(stderr, "ingest_bench: not accepted: %s\n", reply.ShortDebugString().c_str());
+          std::fprintf(stderr, "ingest_bench: not accepted: %s\n",
+                       reply.ShortDebugString().c_str());
         }
       }
     }
@@ -266,6 +268,22 @@ PublisherResult RunWindowed(const std::string& endpoint, int index, Work& work, 
 
 // Open loop at `rate` events/s for `seconds`: request i is due at start + i / rate; its latency
 // is from that instant to its ack.
+// Returns when `socket` may have a message to receive, or at `until`. zmq_poll's timeout is in
+// milliseconds, too coarse for a send schedule of one request every 200 us and for latencies
+// under a millisecond (it made acks wait up to the next 250 us check, and the figures carried
+// that wait); this waits on the socket's ZMQ_FD with ppoll, to the microsecond. ZMQ_FD only
+// signals changes, so ZMQ_EVENTS is read first (which also re-arms it): the caller receives
+// until nothing is left before calling again.
+void WaitReadable(zmq::socket_t& socket, Clock::time_point until) {
+  if ((socket.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) return;
+  const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(until - Clock::now());
+  if (left.count() <= 0) return;
+  pollfd fd = {socket.get(zmq::sockopt::fd), POLLIN, 0};
+  const timespec timeout = {static_cast<time_t>(left.count() / 1'000'000'000),
+                            static_cast<long>(left.count() % 1'000'000'000)};
+  (void)ppoll(&fd, 1, &timeout, nullptr);
+}
+
 PublisherResult RunPaced(const std::string& endpoint, int index, Work& work, double rate,
                          double seconds) {
   zmq::context_t context(1);
@@ -300,16 +318,11 @@ PublisherResult RunPaced(const std::string& endpoint, int index, Work& work, dou
       ++next;
       ++sent;
     }
-    if (sent < total) {
-      // Sleep (never spin: the publishers share the daemon's two cores) until the next send
-      // is due, looking for acks at least every 250 us; zmq_poll's millisecond timeout is too
-      // coarse for the send schedule.
-      const auto at = start + std::chrono::duration_cast<Clock::duration>(period * sent);
-      std::this_thread::sleep_until(std::min(at, Clock::now() + std::chrono::microseconds(250)));
-    } else {
-      zmq::pollitem_t item = {socket.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, milliseconds(50));
-    }
+    // Block (never spin: the publishers share the daemon's two cores) until an ack arrives or
+    // the next send is due.
+    WaitReadable(socket, sent < total
+                             ? start + std::chrono::duration_cast<Clock::duration>(period * sent)
+                             : Clock::now() + milliseconds(50));
     while (true) {
       zmq::message_t frame;
       if (!socket.recv(frame, zmq::recv_flags::dontwait)) break;
@@ -325,7 +338,8 @@ PublisherResult RunPaced(const std::string& endpoint, int index, Work& work, dou
       if (reply.ack().status() != v1::ACK_STATUS_ACCEPTED) ++result.not_accepted;
     }
   }
-  if (!due.empty()) std::fprintf(stderr, "ingest_bench: %zu paced requests unanswered\n", due.size());
+  if (!due.empty())
+    std::fprintf(stderr, "ingest_bench: %zu paced requests unanswered\n", due.size());
   return result;
 }
 
@@ -412,7 +426,7 @@ class Daemon {
 // (default options, as rocksbench in shared/platform-notes.md) in `dir`, for `seconds`.
 // Returns records/s and the p50 and p99 commit latencies in microseconds.
 std::tuple<double, double, double> RocksReference(const fs::path& dir, int batch, int value_bytes,
-                                         double seconds) {
+                                                  double seconds) {
   rocksdb::Options options;
   options.create_if_missing = true;
   rocksdb::DestroyDB(dir.string(), options).PermitUncheckedError();
@@ -428,8 +442,8 @@ std::tuple<double, double, double> RocksReference(const fs::path& dir, int batch
   uint64_t n = 0;
   std::vector<double> lat;
   const auto t0 = Clock::now();
-  const auto until = t0 + std::chrono::duration_cast<Clock::duration>(
-                              std::chrono::duration<double>(seconds));
+  const auto until =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   rocksdb::WriteBatch wb;
   char key[32];
   while (Clock::now() < until) {
@@ -489,9 +503,8 @@ Phase Windowed(const std::string& endpoint, Work& work, const Options& o, double
   std::vector<std::thread> threads;
   const auto t0 = Clock::now();
   for (int p = 0; p < o.publishers; ++p) {
-    threads.emplace_back([&, p] {
-      results[p] = RunWindowed(endpoint, p, work, o.window, stop, target_cases);
-    });
+    threads.emplace_back(
+        [&, p] { results[p] = RunWindowed(endpoint, p, work, o.window, stop, target_cases); });
   }
   if (seconds > 0) {
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -512,9 +525,8 @@ Phase Paced(const std::string& endpoint, Work& work, const Options& o, double ra
   std::vector<std::thread> threads;
   const auto t0 = Clock::now();
   for (int p = 0; p < o.publishers; ++p) {
-    threads.emplace_back([&, p] {
-      results[p] = RunPaced(endpoint, p, work, rate / o.publishers, o.rate_seconds);
-    });
+    threads.emplace_back(
+        [&, p] { results[p] = RunPaced(endpoint, p, work, rate / o.publishers, o.rate_seconds); });
   }
   for (auto& t : threads) t.join();
   Phase phase;
@@ -554,9 +566,10 @@ int main(int argc, char** argv) {
   std::printf("sustained: %llu acks in %.2f s = %.0f acked events/s (not ACCEPTED: %llu)\n",
               static_cast<unsigned long long>(sustained.acked), sustained.seconds, acked_per_s,
               static_cast<unsigned long long>(sustained.not_accepted));
-  std::printf("disk writes during the sustained phase: %.1f MB/s, %.0f bytes per acked event "
-              "(WAL, flushes and compactions)\n",
-              written / sustained.seconds / 1e6, written / std::max<uint64_t>(1, sustained.acked));
+  std::printf(
+      "disk writes during the sustained phase: %.1f MB/s, %.0f bytes per acked event "
+      "(WAL, flushes and compactions)\n",
+      written / sustained.seconds / 1e6, written / std::max<uint64_t>(1, sustained.acked));
   const auto [rss_after_load, hwm_after_load] = Rss(daemon.pid());
   std::printf("tandemd RSS after the sustained phase: VmRSS=%.0f MB VmHWM=%.0f MB\n",
               rss_after_load, hwm_after_load);
@@ -565,10 +578,11 @@ int main(int argc, char** argv) {
   const auto [sustained_requests, sustained_turns] = daemon.Stop();
   const double per_turn =
       sustained_turns > 0 ? static_cast<double>(sustained_requests) / sustained_turns : 0;
-  std::printf("loop turns (warm-up and sustained): %llu requests in %llu turns = %.1f events per "
-              "synced commit\n",
-              static_cast<unsigned long long>(sustained_requests),
-              static_cast<unsigned long long>(sustained_turns), per_turn);
+  std::printf(
+      "loop turns (warm-up and sustained): %llu requests in %llu turns = %.1f events per "
+      "synced commit\n",
+      static_cast<unsigned long long>(sustained_requests),
+      static_cast<unsigned long long>(sustained_turns), per_turn);
 
   // 2. Latency at fixed offered rates, with the flush latency of the disk at the time.
   const auto [one_per_s, one_p50, one_p99] = RocksReference(dir / "rocks1", 1, 1024, 2);
@@ -579,12 +593,13 @@ int main(int argc, char** argv) {
     Phase p = Paced(daemon.endpoint(), work, o, rate);
     std::vector<double>& l = p.latencies_us;
     const double n = static_cast<double>(l.size());
-    const double p50 = Percentile(l, 0.50), p99 = Percentile(l, 0.99),
-                 p999 = Percentile(l, 0.999), max = l.empty() ? NAN : *std::max_element(l.begin(), l.end());
-    std::printf("offered %.0f events/s: acked %.0f/s, ack latency p50=%.2f ms p99=%.2f ms "
-                "p99.9=%.2f ms max=%.2f ms (n=%.0f, not ACCEPTED %llu)\n",
-                rate, p.acked / o.rate_seconds, p50 / 1000, p99 / 1000, p999 / 1000, max / 1000, n,
-                static_cast<unsigned long long>(p.not_accepted));
+    const double p50 = Percentile(l, 0.50), p99 = Percentile(l, 0.99), p999 = Percentile(l, 0.999),
+                 max = l.empty() ? NAN : *std::max_element(l.begin(), l.end());
+    std::printf(
+        "offered %.0f events/s: acked %.0f/s, ack latency p50=%.2f ms p99=%.2f ms "
+        "p99.9=%.2f ms max=%.2f ms (n=%.0f, not ACCEPTED %llu)\n",
+        rate, p.acked / o.rate_seconds, p50 / 1000, p99 / 1000, p999 / 1000, max / 1000, n,
+        static_cast<unsigned long long>(p.not_accepted));
   }
 
   {
@@ -596,9 +611,10 @@ int main(int argc, char** argv) {
   // 3. The RocksDB reference on the same disk, batches as large as the daemon's turns.
   const int batch = std::max(1, static_cast<int>(std::lround(per_turn)));
   const auto [rocks_per_s, rocks_p50, rocks_p99] = RocksReference(dir / "rocks", batch, 1024, 5);
-  std::printf("rocksdb reference: synced WriteBatch of %d x 1 KB values: %.0f records/s "
-              "(commit p50 %.2f ms p99 %.2f ms); daemon/rocksdb = %.2f\n",
-              batch, rocks_per_s, rocks_p50 / 1000, rocks_p99 / 1000, acked_per_s / rocks_per_s);
+  std::printf(
+      "rocksdb reference: synced WriteBatch of %d x 1 KB values: %.0f records/s "
+      "(commit p50 %.2f ms p99 %.2f ms); daemon/rocksdb = %.2f\n",
+      batch, rocks_per_s, rocks_p50 / 1000, rocks_p99 / 1000, acked_per_s / rocks_per_s);
 
   // 4. A million open cases: RSS, pending timers, restart-to-ready.
   if (o.cases > 0) {
@@ -619,10 +635,11 @@ int main(int argc, char** argv) {
     std::printf("pending timers: %llu\n", static_cast<unsigned long long>(timers));
     const double ready = daemon.Start();
     const auto [rss_idle, hwm_idle] = Rss(daemon.pid());
-    std::printf("restart-to-ready with %llu open cases and %llu pending timers: %.3f s; "
-                "VmRSS after ready=%.0f MB VmHWM=%.0f MB\n",
-                static_cast<unsigned long long>(std::max(have, o.cases)),
-                static_cast<unsigned long long>(timers), ready, rss_idle, hwm_idle);
+    std::printf(
+        "restart-to-ready with %llu open cases and %llu pending timers: %.3f s; "
+        "VmRSS after ready=%.0f MB VmHWM=%.0f MB\n",
+        static_cast<unsigned long long>(std::max(have, o.cases)),
+        static_cast<unsigned long long>(timers), ready, rss_idle, hwm_idle);
     // Ingest goes on at the same rate with a million cases in the store.
     Work more("c", fill.cases_started(), 3);
     Phase after = Windowed(daemon.endpoint(), more, o, std::min(o.seconds, 5.0), 0);
