@@ -178,6 +178,21 @@ Batch::~Batch() = default;
 
 Status Batch::AddAccepted(const v1::Event& event, const engine::Outcome& outcome,
                           calendar::Instant now, const v1::Timeline* timeline, int first_effect) {
+  TANDEM_RETURN_IF_ERROR(AddAcceptedRows(event, outcome, now, timeline, first_effect));
+  cases_.insert_or_assign(event.case_id(), outcome.state);
+  return OkStatus();
+}
+
+Status Batch::AddAccepted(const v1::Event& event, engine::Outcome&& outcome, calendar::Instant now,
+                          const v1::Timeline* timeline, int first_effect) {
+  TANDEM_RETURN_IF_ERROR(AddAcceptedRows(event, outcome, now, timeline, first_effect));
+  cases_.insert_or_assign(event.case_id(), std::move(outcome.state));
+  return OkStatus();
+}
+
+Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& outcome,
+                              calendar::Instant now, const v1::Timeline* timeline,
+                              int first_effect) {
   const std::string& event_id = event.event_id();
   const std::string& case_id = event.case_id();
   if (event_id.empty()) return InvalidArgumentError("store: accepted event has no event_id");
@@ -287,6 +302,7 @@ Status Batch::AddFired(uint64_t timer_id, const v1::Timer& timer, const engine::
   fired->set_state(outcome.state.state());
   for (const v1::Effect* effect : effects) *audit.add_effects() = *effect;
   AddAudit(std::move(audit));
+  cases_.insert_or_assign(case_id, outcome.state);
   ++changes_;
   return OkStatus();
 }
@@ -354,6 +370,11 @@ const v1::CaseState* Batch::PendingCase(std::string_view case_id) const {
   return it == cases_.end() ? nullptr : &it->second;
 }
 
+v1::CaseState* Batch::MutablePendingCase(std::string_view case_id) {
+  const auto it = cases_.find(case_id);
+  return it == cases_.end() ? nullptr : &it->second;
+}
+
 const v1::DedupeRecord* Batch::PendingDedupe(std::string_view event_id) const {
   const auto it = dedupe_.find(event_id);
   return it == dedupe_.end() ? nullptr : &it->second;
@@ -390,7 +411,6 @@ void Batch::AddOutcome(const engine::Outcome& outcome,
   for (const v1::Effect* effect : effects) {
     if (effect->kind_case() == v1::Effect::kNotification) AddNotification(*effect, now);
   }
-  cases_.insert_or_assign(case_id, outcome.state);
 }
 
 void Batch::AddNotification(const v1::Effect& effect, calendar::Instant now) {

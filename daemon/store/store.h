@@ -119,6 +119,10 @@ class Batch {
   // Copies what it needs; keeps no reference to its arguments.
   Status AddAccepted(const v1::Event& event, const engine::Outcome& outcome, calendar::Instant now,
                      const v1::Timeline* timeline = nullptr, int first_effect = 0);
+  // As above, and the batch keeps the outcome's case state by taking it (outcome.state is left
+  // empty) instead of copying it, only when it returns OK.
+  Status AddAccepted(const v1::Event& event, engine::Outcome&& outcome, calendar::Instant now,
+                     const v1::Timeline* timeline = nullptr, int first_effect = 0);
 
   // Adds a rejected event: a dedupe row holding `why`'s code name and message (so a retry gets
   // the same answer) and an audit record; nothing else. An event_id that is empty or longer
@@ -167,6 +171,10 @@ class Batch {
   // Returns the newest case state this batch holds for `case_id`, or nullptr when it changed
   // no such case. The pointer is valid until the batch is next changed, moved or destroyed.
   const v1::CaseState* PendingCase(std::string_view case_id) const;
+  // As PendingCase, for the writer to apply the next event in place (Engine::ApplyTaking).
+  // Whatever it leaves there is what the batch holds for the case: after a successful
+  // ApplyTaking, the caller must AddAccepted the outcome (it took the state out).
+  v1::CaseState* MutablePendingCase(std::string_view case_id);
   // Returns the answer this batch holds for `event_id`, or nullptr. Valid as PendingCase.
   const v1::DedupeRecord* PendingDedupe(std::string_view event_id) const;
 
@@ -184,12 +192,16 @@ class Batch {
   friend class Store;
   Batch(const Store* store, uint64_t generation, uint64_t audit_sequence, std::string audit_hash,
         uint64_t outbox_sequence);
+  // AddAccepted without keeping the case state.
+  Status AddAcceptedRows(const v1::Event& event, const engine::Outcome& outcome,
+                         calendar::Instant now, const v1::Timeline* timeline, int first_effect);
   // Adds the outbox rows of one notification effect (AddAccepted says which).
   void AddNotification(const v1::Effect& effect, calendar::Instant now);
 
   // Numbers `record`, chains it to the previous one and adds its audit row.
   void AddAudit(v1::AuditRecord record);
-  // Adds the case state, timer and outbox rows `outcome` and its `effects` call for.
+  // Adds the case state, timer and outbox rows `outcome` and its `effects` call for (the caller
+  // keeps the state in cases_).
   void AddOutcome(const engine::Outcome& outcome, const std::vector<const v1::Effect*>& effects,
                   calendar::Instant now);
   // Returns outbox record `sequence` as this batch leaves it.

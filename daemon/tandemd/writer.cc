@@ -73,9 +73,6 @@ const v1::DedupeRecord* Writer::PendingDedupe(const std::string& event_id) const
 }
 
 Result<std::optional<v1::CaseState>> Writer::ReadCase(const std::string& case_id) const {
-  if (const v1::CaseState* open = open_->batch.PendingCase(case_id)) {
-    return std::optional<v1::CaseState>(*open);
-  }
   if (writing_.has_value()) {
     if (const v1::CaseState* written = writing_->batch.PendingCase(case_id)) {
       return std::optional<v1::CaseState>(*written);
@@ -151,23 +148,39 @@ void Writer::RetryDelivery(const ingest::Peer& peer, const v1::Request& request)
 }
 
 Status Writer::Apply(const v1::Event& event, int depth) {
-  // The case as the batches not yet committed left it, else as committed; a working copy the
-  // engine may take.
-  auto working = ReadCase(event.case_id());
-  if (!working.ok()) {
-    Fail(working.status().WithPrefix("reading case"));
-    return failure_;
-  }
   const int first_effect = timeline_->effects_size();
-  auto outcome = working->has_value()
-                     ? engines_.For(**working).ApplyTaking(&**working, event, turn_now_, timeline_)
-                     : engines_.Newest().Apply(nullptr, event, turn_now_, timeline_);
-  if (!outcome.ok()) return Reject(event, outcome.status());
-  // The store refuses what it cannot key (e.g. an id holding a 0 byte): a rejection like any
-  // other; the effects left on the timeline are never used.
-  const Status added =
-      open_->batch.AddAccepted(event, *outcome, turn_now_, timeline_, first_effect);
-  if (!added.ok()) return Reject(event, added);
+  Result<engine::Outcome> outcome = InternalError("not applied");
+  if (v1::CaseState* pending = open_->batch.MutablePendingCase(event.case_id())) {
+    // The open batch's case is applied in place: the engine takes it only when it accepts, and
+    // the batch takes the new state back below.
+    outcome = engines_.For(*pending).ApplyTaking(pending, event, turn_now_, timeline_);
+    if (!outcome.ok()) return Reject(event, outcome.status());
+    const Status added =
+        open_->batch.AddAccepted(event, std::move(*outcome), turn_now_, timeline_, first_effect);
+    if (!added.ok()) {
+      // The store refuses only ids it cannot key, and this case's id is keyed in this very
+      // batch: the batch would be left without the case, so nothing more may commit.
+      Fail(added.WithPrefix("adding an event to a case of the open batch"));
+      return failure_;
+    }
+  } else {
+    // The case as the batch being written left it, else as committed; a working copy the
+    // engine may take.
+    auto working = ReadCase(event.case_id());
+    if (!working.ok()) {
+      Fail(working.status().WithPrefix("reading case"));
+      return failure_;
+    }
+    outcome = working->has_value()
+                  ? engines_.For(**working).ApplyTaking(&**working, event, turn_now_, timeline_)
+                  : engines_.Newest().Apply(nullptr, event, turn_now_, timeline_);
+    if (!outcome.ok()) return Reject(event, outcome.status());
+    // The store refuses what it cannot key (e.g. an id holding a 0 byte): a rejection like any
+    // other; the effects left on the timeline are never used.
+    const Status added =
+        open_->batch.AddAccepted(event, std::move(*outcome), turn_now_, timeline_, first_effect);
+    if (!added.ok()) return Reject(event, added);
+  }
   open_->timers_changed |= !outcome->timers_set.empty() || !outcome->timers_cancelled.empty();
   std::optional<calendar::Instant>& earliest = open_->earliest_timer_set;
   for (const v1::Timer& t : outcome->timers_set) {

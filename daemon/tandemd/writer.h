@@ -147,7 +147,8 @@ class Writer {
   void OpenCases(int first_effect, int depth);
   // Records that `event` was refused for `why`, and returns `why`.
   Status Reject(const v1::Event& event, const Status& why);
-  // The case / first answer as the open batch, the batch being written, or the store has it.
+  // The case as the batch being written or the store has it (the open batch's is applied in
+  // place), and the first answer as the open batch or the batch being written has it.
   Result<std::optional<v1::CaseState>> ReadCase(const std::string& case_id) const;
   const v1::DedupeRecord* PendingDedupe(const std::string& event_id) const;
 
