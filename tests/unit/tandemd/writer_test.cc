@@ -395,6 +395,24 @@ TEST_F(WriterTest, EventsArrivingWhileABatchIsWrittenSeeItAndAreAnsweredAfterThe
   EXPECT_TRUE(fatal_.empty());
 }
 
+// Events for a case the open batch already holds are applied to it in place: a refused one
+// leaves it exactly as it was for the next.
+TEST_F(WriterTest, ARefusedEventLeavesTheOpenBatchsCaseWholeForTheNext) {
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  writer_->Publish(peer_, Incident("e3", "SI-1"));  // a second starting event: refused
+  writer_->Publish(peer_, Informed("e2", "SI-1"));
+  const std::vector<Sent> sent = EndTurn();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[1].reply.ack().status(), v1::ACK_STATUS_REJECTED);
+  EXPECT_EQ(sent[2].reply.ack().status(), v1::ACK_STATUS_ACCEPTED);
+  EXPECT_EQ(commits_, 1);
+  auto stored = store_->GetCase("SI-1");
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->events_applied(), 2u);
+  EXPECT_EQ((*stored)->state(), "screening");
+  EXPECT_EQ((*stored)->facts_size(), 2);  // incident.reported's and partners.informed's
+}
+
 // Work that reads the store on its own (a timer turn, delivery outcomes) runs only once the batch
 // being written is committed; requests arriving meanwhile wait for it and then apply in order.
 TEST_F(WriterTest, IdleWorkWaitsForTheBatchBeingWrittenAndRequestsWaitForIt) {
