@@ -5,6 +5,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -53,6 +54,20 @@ std::string ChainHash(std::string_view previous, std::string_view record) {
   std::string out(kHashBytes, '\0');
   crypto_hash_sha256_final(&state, reinterpret_cast<unsigned char*>(out.data()));
   return out;
+}
+
+// Appends one length-delimited field (wire type 2) to the protobuf bytes in `out`.
+void AppendLengthDelimited(uint32_t field, std::string_view value, std::string* out) {
+  auto varint = [out](uint64_t n) {
+    while (n >= 0x80) {
+      out->push_back(static_cast<char>((n & 0x7f) | 0x80));
+      n >>= 7;
+    }
+    out->push_back(static_cast<char>(n));
+  };
+  varint((uint64_t{field} << 3) | 2);
+  varint(value.size());
+  out->append(value);
 }
 
 std::string SerializeDeterministic(const google::protobuf::Message& message) {
@@ -235,8 +250,7 @@ Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& out
   audit.set_case_id(case_id);
   audit.set_cause(event_id);
   *audit.mutable_event_accepted() = dedupe.accepted();
-  for (const v1::Effect* effect : effects) *audit.add_effects() = *effect;
-  AddAudit(std::move(audit));
+  AddAudit(std::move(audit), effects);
 
   dedupe_.insert_or_assign(event_id, std::move(dedupe));
   ++changes_;
@@ -300,8 +314,7 @@ Status Batch::AddFired(uint64_t timer_id, const v1::Timer& timer, const engine::
   v1::TimerFired* fired = audit.mutable_timer_fired();
   *fired->mutable_timer() = timer;
   fired->set_state(outcome.state.state());
-  for (const v1::Effect* effect : effects) *audit.add_effects() = *effect;
-  AddAudit(std::move(audit));
+  AddAudit(std::move(audit), effects);
   cases_.insert_or_assign(case_id, outcome.state);
   ++changes_;
   return OkStatus();
@@ -380,12 +393,20 @@ const v1::DedupeRecord* Batch::PendingDedupe(std::string_view event_id) const {
   return it == dedupe_.end() ? nullptr : &it->second;
 }
 
-void Batch::AddAudit(v1::AuditRecord record) {
+void Batch::AddAudit(v1::AuditRecord record, const std::vector<const v1::Effect*>& effects) {
   record.set_sequence(audit_sequence_ + 1);
   record.set_previous_hash(audit_hash_);
   v1::AuditEntry entry;
-  entry.set_record(SerializeDeterministic(record));
-  entry.set_hash(ChainHash(audit_hash_, entry.record()));
+  std::string* bytes = entry.mutable_record();
+  *bytes = SerializeDeterministic(record);
+  // The effects follow as entries of the record's `effects` field, written from the effects
+  // themselves rather than copied into the record first (a deep copy of every effect of every
+  // change, on the writer thread): the bytes parse as the record with its effects in order.
+  for (const v1::Effect* effect : effects) {
+    AppendLengthDelimited(v1::AuditRecord::kEffectsFieldNumber, SerializeDeterministic(*effect),
+                          bytes);
+  }
+  entry.set_hash(ChainHash(audit_hash_, *bytes));
   batch_->Put(store_->handles_[Cf::kAudit], internal::SequenceKey(record.sequence()),
               entry.SerializeAsString());
   ++audit_sequence_;
@@ -581,9 +602,21 @@ Status Store::OpenDb(const StoreOptions& options) {
       if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
     }
   }
+  // Point lookups that mostly miss: every published event looks up its event_id (almost
+  // always new) and its case (new for a starting event). Bloom filters, in the memtable and in
+  // the tables, answer most misses without searching the memtable's skip list or a table's
+  // index. The other families are scanned or read by key that exists.
+  rocksdb::BlockBasedTableOptions filtered_table_options = table_options;
+  filtered_table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions filtered(db_options);
+  filtered.memtable_whole_key_filtering = true;
+  filtered.memtable_prefix_bloom_size_ratio = 0.02;
+  filtered.table_factory.reset(rocksdb::NewBlockBasedTableFactory(filtered_table_options));
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& name : names) {
-    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(db_options));
+    const bool lookups =
+        name == internal::kCfNames[Cf::kDedupe] || name == internal::kCfNames[Cf::kCases];
+    descriptors.emplace_back(name, lookups ? filtered : rocksdb::ColumnFamilyOptions(db_options));
   }
   rocksdb::DB* db = nullptr;
   const rocksdb::Status s =

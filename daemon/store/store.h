@@ -198,8 +198,9 @@ class Batch {
   // Adds the outbox rows of one notification effect (AddAccepted says which).
   void AddNotification(const v1::Effect& effect, calendar::Instant now);
 
-  // Numbers `record`, chains it to the previous one and adds its audit row.
-  void AddAudit(v1::AuditRecord record);
+  // Numbers `record`, chains it to the previous one and adds its audit row; `effects` are the
+  // record's effects (not copied into `record`).
+  void AddAudit(v1::AuditRecord record, const std::vector<const v1::Effect*>& effects = {});
   // Adds the case state, timer and outbox rows `outcome` and its `effects` call for (the caller
   // keeps the state in cases_).
   void AddOutcome(const engine::Outcome& outcome, const std::vector<const v1::Effect*>& effects,
