@@ -318,8 +318,17 @@ Status Router::Send(const Peer& peer, std::string bytes) {
   return status;
 }
 
+void Router::Pause() { paused_ = true; }
+
+void Router::Resume() {
+  if (!paused_) return;
+  paused_ = false;
+  // Input left waiting while paused announced itself once, if at all: look again.
+  if (!draining_) ScheduleNext();
+}
+
 void Router::ScheduleNext() {
-  if (closed_ || !started_) return;
+  if (closed_ || !started_ || paused_) return;
   int events = 0;
   try {
     events = socket_.get(zmq::sockopt::events);
@@ -362,7 +371,7 @@ void Router::Drain() {
   int received = 0;
   int delivered = 0;
   try {
-    while (received < max_messages_per_turn_ && !closed_) {
+    while (received < max_messages_per_turn_ && !closed_ && !paused_) {
       if (!(socket_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
       // A multipart message arrives whole, so once its first frame is readable so are the
       // rest. Frames: routing id, then [body] from a DEALER or ["", body] from a REQ.

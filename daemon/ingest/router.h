@@ -134,6 +134,13 @@ class Router {
   // (large replies are handed to libzmq without a copy).
   Status Send(const Peer& peer, std::string bytes);
 
+  // Stops receiving after the message being handled (the turn ends there) until Resume; replies
+  // still go out. Requests queue in libzmq meanwhile, up to the receive high-water mark per
+  // peer, then push back on their publishers. For a consumer that cannot keep up.
+  void Pause();
+  // Receives again (at once, in a turn of its own, if input is waiting). Idempotent.
+  void Resume();
+
   // Stops serving and closes the socket: queued replies get up to RouterOptions::linger to
   // leave, then are dropped. Handlers are never called again, and a pending wait on the
   // descriptor completes as cancelled. The ZMQ_FD is released to ZeroMQ, which owns it, not
@@ -172,6 +179,7 @@ class Router {
   bool draining_ = false;
   bool wait_pending_ = false;
   bool drain_posted_ = false;
+  bool paused_ = false;
   // Completion handlers hold a weak_ptr to this and do nothing once it has expired, so one
   // that runs after Close or destruction never touches the router.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

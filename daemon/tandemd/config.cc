@@ -177,6 +177,8 @@ const v1::DaemonConfig& DefaultConfig() {
   return *defaults;
 }
 
+constexpr uint32_t kMaxMessagesPerTurn = 100'000;
+
 Result<v1::DaemonConfig> LoadConfig(const DaemonOptions& options) {
   v1::DaemonConfig config = DefaultConfig();
   if (!options.config_file.empty()) {
@@ -191,6 +193,12 @@ Result<v1::DaemonConfig> LoadConfig(const DaemonOptions& options) {
     if (file.ingest().max_message_bytes() < 0) {
       return InvalidArgumentError(lines.Where(origin, "ingest.max_message_bytes") +
                                   ": must be positive");
+    }
+    // The writer pauses the input at this many requests waiting for a commit, and the ingest
+    // socket queues three times as many replies per peer: a bound keeps both in memory.
+    if (file.ingest().max_messages_per_turn() > kMaxMessagesPerTurn) {
+      return InvalidArgumentError(lines.Where(origin, "ingest.max_messages_per_turn") +
+                                  ": must be at most " + std::to_string(kMaxMessagesPerTurn));
     }
     // Lists replace the defaults' lists as a whole: an operator who lists channels means those.
     if (file.channels_size() > 0) config.clear_channels();

@@ -163,7 +163,14 @@ class Daemon {
       logger_->critical("storage failed, acknowledging nothing more: {}", status.ToString());
       Shutdown(kExitStorageFailed, "storage failure");
     };
-    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks), io_.get_executor());
+    hooks.pause_input = [this] {
+      if (router_ != nullptr) router_->Pause();
+    };
+    hooks.resume_input = [this] {
+      if (router_ != nullptr) router_->Resume();
+    };
+    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks), io_.get_executor(),
+                                       config_.ingest().max_messages_per_turn());
 
     timers::TimerServiceHooks timer_hooks;
     timer_hooks.now = [this] { return Now(); };
@@ -300,6 +307,10 @@ class Daemon {
     ingest::RouterOptions options;
     options.max_message_bytes = config_.ingest().max_message_bytes();
     options.max_messages_per_turn = static_cast<int>(config_.ingest().max_messages_per_turn());
+    // A commit answers at most max_messages_per_turn requests (the writer pauses the input at
+    // that many while one is in progress), and the replies of two commits may wait in libzmq
+    // at once: a peer that sent all of them must not have replies dropped for its queue.
+    options.send_high_water_mark = 3 * options.max_messages_per_turn;
     auto router =
         ingest::Router::Bind(zmq_, io_.get_executor(), config_.ingest().endpoint(), options);
     if (!router.ok()) return router.status().WithPrefix("cannot bind the ingest socket");

@@ -37,8 +37,12 @@ Status FirstOutcome(const v1::DedupeRecord& record) {
 }  // namespace
 
 Writer::Writer(store::Store& store, const Engines& engines, WriterHooks hooks,
-               asio::any_io_executor executor)
-    : store_(store), engines_(engines), hooks_(std::move(hooks)), executor_(std::move(executor)) {}
+               asio::any_io_executor executor, std::size_t max_waiting)
+    : store_(store),
+      engines_(engines),
+      hooks_(std::move(hooks)),
+      executor_(std::move(executor)),
+      max_waiting_(max_waiting) {}
 
 Writer::~Writer() { writing_thread_.join(); }
 
@@ -85,6 +89,7 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
   if (failed() || stopping_) return;
   if (!idle_work_.empty() || !deferred_.empty()) {
     deferred_.push_back({peer, request});
+    Throttle();
     return;
   }
   OpenTurn();
@@ -99,6 +104,7 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
   if (!event_id.empty() && event_id.size() <= engine::kMaxIdBytes) {
     if (const v1::DedupeRecord* pending = PendingDedupe(event_id)) {
       reply(ingest::DuplicateReply(request.request_id(), event_id, FirstOutcome(*pending)));
+      Throttle();
       return;
     }
     auto stored = store_.GetDedupe(event_id);
@@ -108,6 +114,7 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
     }
     if (stored->has_value()) {
       reply(ingest::DuplicateReply(request.request_id(), event_id, FirstOutcome(**stored)));
+      Throttle();
       return;
     }
   }
@@ -120,6 +127,7 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
   if (failed()) return;
   reply(why.ok() ? ingest::AcceptedReply(request.request_id(), event_id)
                  : ingest::RejectedReply(request.request_id(), event_id, why));
+  Throttle();
 }
 
 void Writer::RetryDelivery(const ingest::Peer& peer, const v1::Request& request) {
@@ -274,6 +282,7 @@ void Writer::Pump() {
     }
   }
   pumping_ = false;
+  if (!failed()) Throttle();
 }
 
 void Writer::StartWrite() {
@@ -309,6 +318,17 @@ void Writer::Written(const Status& written) {
   // Only now, after the synced commit returned OK.
   Send(std::move(turn.replies));
   Pump();
+}
+
+void Writer::Throttle() {
+  const std::size_t waiting = deferred_.size() + (open_.has_value() ? open_->replies.size() : 0);
+  if (!input_paused_ && !idle() && waiting >= max_waiting_) {
+    input_paused_ = true;
+    if (hooks_.pause_input) hooks_.pause_input();
+  } else if (input_paused_ && (idle() || waiting < max_waiting_)) {
+    input_paused_ = false;
+    if (hooks_.resume_input) hooks_.resume_input();
+  }
 }
 
 void Writer::Send(std::vector<std::pair<ingest::Peer, std::string>> replies) {

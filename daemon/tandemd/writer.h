@@ -53,6 +53,11 @@ struct WriterHooks {
       on_committed;
   // Once, when a commit failed or the store could not be read: the daemon must stop.
   std::function<void(const Status& status)> on_fatal;
+  // Optional. Stop and restart taking requests (ingest::Router::Pause/Resume): called when
+  // `max_waiting` requests wait for a commit while one is in progress, and when they no longer
+  // do. This bounds a commit, and so the replies sent to one peer at once.
+  std::function<void()> pause_input;
+  std::function<void()> resume_input;
 };
 
 // Lives on the writer thread (the daemon's single io_context thread, whose executor is
@@ -63,7 +68,7 @@ struct WriterHooks {
 class Writer {
  public:
   Writer(store::Store& store, const Engines& engines, WriterHooks hooks,
-         asio::any_io_executor executor);
+         asio::any_io_executor executor, std::size_t max_waiting = 1000);
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
   // Waits for a write in progress to end; its completion, and any reply, is then never seen.
@@ -162,6 +167,9 @@ class Writer {
   // The writing thread's answer, on the writer thread.
   void Written(const Status& written);
   void Send(std::vector<std::pair<ingest::Peer, std::string>> replies);
+  // Pauses or resumes the input as the requests waiting for a commit reach or leave
+  // max_waiting_.
+  void Throttle();
   void Fail(const Status& status);
 
   store::Store& store_;
@@ -169,8 +177,10 @@ class Writer {
   WriterHooks hooks_;
   asio::any_io_executor executor_;
   Status failure_;
+  const std::size_t max_waiting_;
   bool stopping_ = false;
   bool pumping_ = false;
+  bool input_paused_ = false;
 
   std::optional<Turn> open_;
   std::optional<Turn> writing_;

@@ -119,6 +119,47 @@ TEST_F(RouterTest, DeliversABurstMessageByMessageThenEndsTheTurn) {
   EXPECT_EQ(server_.router().stats().messages_received, static_cast<uint64_t>(kMessages));
 }
 
+// Pause (the writer's back-pressure while a full batch waits for a commit): the turn ends after
+// the request that paused, nothing more is received, replies still go out; Resume picks up the
+// requests that waited, in order.
+TEST_F(RouterTest, PauseStopsReceivingUntilResumeAndLosesNothing) {
+  int handled = 0;
+  ASSERT_TRUE(server_
+                  .Start("inproc://pause", {},
+                         [&](const Peer& peer, std::string_view body) {
+                           if (++handled == 3) server_.router().Pause();
+                           return test::EchoAck(peer, body);
+                         })
+                  .ok());
+  zmq::socket_t dealer = ConnectRaw(context_, server_.endpoint());
+  constexpr int kMessages = 10;
+  {
+    std::promise<void> release = server_.BlockLoop();
+    for (int i = 0; i < kMessages; ++i) {
+      SendRequest(dealer, Publish("r-" + std::to_string(i), "e-" + std::to_string(i)));
+    }
+    release.set_value();
+  }
+  for (int i = 0; i < 3; ++i) {
+    std::optional<v1::Reply> reply = ReceiveReply(dealer);
+    ASSERT_TRUE(reply.has_value()) << "reply " << i;
+    EXPECT_EQ(reply->request_id(), "r-" + std::to_string(i));
+  }
+  dealer.set(zmq::sockopt::rcvtimeo, 200);
+  EXPECT_FALSE(ReceiveReply(dealer).has_value());  // paused: the rest wait in libzmq
+  EXPECT_EQ(server_.Run([&] { return handled; }), 3);
+  EXPECT_EQ(server_.TurnSizes(), std::vector<int>{3});
+
+  dealer.set(zmq::sockopt::rcvtimeo, static_cast<int>(kWait.count()));
+  server_.Run([&] { server_.router().Resume(); });
+  for (int i = 3; i < kMessages; ++i) {
+    std::optional<v1::Reply> reply = ReceiveReply(dealer);
+    ASSERT_TRUE(reply.has_value()) << "reply " << i;
+    EXPECT_EQ(reply->request_id(), "r-" + std::to_string(i));
+  }
+  EXPECT_EQ(server_.router().stats().messages_received, static_cast<uint64_t>(kMessages));
+}
+
 TEST_F(RouterTest, HandsAnInvalidBodyToTheHandlerWhichCanRejectIt) {
   ASSERT_TRUE(server_.Start(kLoopback).ok());
   zmq::socket_t dealer = ConnectRaw(context_, server_.endpoint());

@@ -384,6 +384,13 @@ channels:
      .line = 8,
      .field = "path",
      .says = {"given twice"}},
+    {.name = "MoreThanAHundredThousandMessagesPerTurnAreRefused",
+     .yaml = R"(ingest:
+  max_messages_per_turn: 100001
+)",
+     .line = 2,
+     .field = "max_messages_per_turn",
+     .says = {"must be at most 100000"}},
 };
 
 class ConfigRefusesTest : public ConfigTest, public ::testing::WithParamInterface<RefusedFile> {};

@@ -100,6 +100,11 @@ class WriterTest : public ::testing::Test {
     ASSERT_TRUE(workflows.ok()) << workflows.status().ToString();
     engines_ = std::make_unique<Engines>(std::move(cal).value(), std::move(workflows).value());
 
+    MakeWriter(1000);
+  }
+
+  // (Re)makes the writer, pausing the input at `max_waiting` requests waiting for a commit.
+  void MakeWriter(std::size_t max_waiting) {
     WriterHooks hooks;
     hooks.now = [] { return At("2026-12-24T12:00:00Z"); };
     hooks.on_committed = [this](bool, std::optional<calendar::Instant>, bool notifications_added) {
@@ -113,7 +118,10 @@ class WriterTest : public ::testing::Test {
       EXPECT_TRUE(s.reply.ParseFromString(bytes));
       sent_.push_back(std::move(s));
     };
-    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks), io_.get_executor());
+    hooks.pause_input = [this] { input_.push_back("pause"); };
+    hooks.resume_input = [this] { input_.push_back("resume"); };
+    writer_ = std::make_unique<Writer>(*store_, *engines_, std::move(hooks), io_.get_executor(),
+                                       max_waiting);
   }
 
   // Sets `batch` to fire the store's first due timer at its due instant, as the timer service
@@ -159,6 +167,7 @@ class WriterTest : public ::testing::Test {
   bool notifications_added_ = false;  // as the last on_committed said
   std::vector<Status> fatal_;
   std::vector<Sent> sent_;
+  std::vector<std::string> input_;  // pause_input and resume_input calls
   const ingest::Peer peer_{"publisher-1", false};
 };
 
@@ -476,6 +485,26 @@ TEST_F(WriterTest, StopAnswersWhatWasTakenBeforeSayingItStopped) {
   ASSERT_EQ(sent.size(), 2u);
   EXPECT_EQ(sent[1].reply.request_id(), "req-e2");
   EXPECT_FALSE(store_->GetDedupe("e3")->has_value());
+}
+
+// A commit answers a bounded number of requests: while one is written, the input pauses once
+// `max_waiting` requests wait for the next, and resumes when they are handed to the writing
+// thread.
+TEST_F(WriterTest, TheInputPausesWhileAFullBatchWaitsForTheOneBeingWritten) {
+  MakeWriter(2);
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  EXPECT_TRUE(input_.empty());  // nothing being written: no reason to wait
+  writer_->EndTurn();
+  writer_->Publish(peer_, Incident("e2", "SI-2"));
+  EXPECT_TRUE(input_.empty());
+  writer_->Publish(peer_, Incident("e3", "SI-3"));
+  EXPECT_EQ(input_, std::vector<std::string>{"pause"});
+  writer_->EndTurn();
+  const std::vector<Sent> sent = EndTurn();
+  EXPECT_EQ(input_, (std::vector<std::string>{"pause", "resume"}));
+  ASSERT_EQ(sent.size(), 3u);
+  for (const Sent& s : sent) EXPECT_EQ(s.reply.ack().status(), v1::ACK_STATUS_ACCEPTED);
+  EXPECT_EQ(commits_, 2);
 }
 
 }  // namespace
