@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "daemon/engine/internal/facts.h"
+#include "daemon/engine/internal/timer_diff.h"
 
 // How a change is made. Every change (an event applied, a timer fired) runs in two phases:
 //   1. Plan, on the case as it is (const): every check that can reject, and every computation
@@ -405,23 +406,30 @@ Status PlanEntry(const Workflow& wf, const Rules& rules, const std::string& from
   return PlanStarts(wf, rules, s->start_deadlines(), to, day, plan);
 }
 
-// The second phase: one change to one case, applying what the plan computed. Nothing here can
-// fail; the effects are emitted in the order the change happens.
+// The second phase: one change to one case, made to `*state` in place, applying what the plan
+// computed. Nothing here can fail; the effects are emitted in the order the change happens.
+// Finish reports the timer diff to `outcome` (whose `state` is then `*state`, and whose
+// `effects` take the effects when `into` is null) or, when `outcome` is null, to `diff`.
 class Change {
  public:
-  Change(const Workflow& wf, v1::CaseState state, Instant now, std::string cause,
-         std::string event_type, std::vector<Computed> plan, v1::Timeline* into)
+  Change(const Workflow& wf, v1::CaseState* state, Instant now, std::string cause,
+         std::string event_type, std::vector<Computed> plan, v1::Timeline* into, Outcome* outcome,
+         internal::TimerDiff* diff)
       : wf_(wf),
+        state_(state),
         into_(into),
+        outcome_(outcome),
+        diff_(diff),
         now_(now),
         cause_(std::move(cause)),
         event_type_(std::move(event_type)),
         plan_(std::move(plan)) {
-    out_.state = std::move(state);
+    // Effects go somewhere, and so does the timer diff.
+    TANDEM_CHECK(outcome != nullptr || (into != nullptr && diff != nullptr));
   }
 
-  v1::CaseState& state() { return out_.state; }
-  const v1::CaseState& state() const { return out_.state; }
+  v1::CaseState& state() { return *state_; }
+  const v1::CaseState& state() const { return *state_; }
 
   // Records the facts of `event` as the latest of its type (latest last, so lookups that scan
   // backwards find the most recent value of a plain name first), taking them from `take` when
@@ -456,9 +464,9 @@ class Change {
   }
 
   v1::Effect* Emit() {
-    v1::Effect* e = into_ != nullptr ? into_->add_effects() : &out_.effects.emplace_back();
+    v1::Effect* e = into_ != nullptr ? into_->add_effects() : &outcome_->effects.emplace_back();
     SetTimestamp(e->mutable_at(), now_);
-    e->set_case_id(out_.state.case_id());
+    e->set_case_id(state_->case_id());
     e->set_cause(cause_);
     return e;
   }
@@ -527,10 +535,15 @@ class Change {
     }
   }
 
-  // Removes every pending timer of `d`, remembering them for Finish's timer diff. Every removal
-  // other than the firing timer's goes through here.
+  // Removes every pending timer of `d`, remembering them for Finish's timer diff (as messages
+  // for an Outcome, else as due instants and ids). Every removal other than the firing timer's
+  // goes through here.
   void DropTimers(v1::DeadlineInstance* d) {
-    for (auto& t : *d->mutable_timers()) dropped_.push_back(std::move(t));
+    if (outcome_ != nullptr) {
+      for (auto& t : *d->mutable_timers()) dropped_.push_back(std::move(t));
+    } else {
+      for (const auto& t : d->timers()) dropped_refs_.push_back({ToInstant(t.due_at()), t.id()});
+    }
     d->clear_timers();
   }
 
@@ -719,21 +732,33 @@ class Change {
   // Completes the change with its timer diff. Timer ids are never reused, so a pending timer is
   // new exactly when its id is above the case's old counter (`old_next_id`), and an old timer is
   // gone exactly when DropTimers removed it; the timer that fired is in neither list.
-  Outcome Finish(uint64_t old_next_id, uint64_t fired_timer) {
+  void Finish(uint64_t old_next_id, uint64_t fired_timer) {
     // Every planned computation was used: the plan and the change agree step for step.
     TANDEM_CHECK(next_ == plan_.size());
-    SetTimestamp(out_.state.mutable_updated_at(), now_);
-    for (const auto& d : out_.state.deadlines()) {
+    SetTimestamp(state_->mutable_updated_at(), now_);
+    if (outcome_ != nullptr) {
+      for (const auto& d : state_->deadlines()) {
+        for (const auto& t : d.timers()) {
+          if (t.id() > old_next_id) outcome_->timers_set.push_back(t);
+        }
+      }
+      for (auto& t : dropped_) {
+        if (t.id() <= old_next_id && t.id() != fired_timer) {
+          outcome_->timers_cancelled.push_back(std::move(t));
+        }
+      }
+      return;
+    }
+    diff_->set.clear();
+    diff_->cancelled.clear();
+    for (const auto& d : state_->deadlines()) {
       for (const auto& t : d.timers()) {
-        if (t.id() > old_next_id) out_.timers_set.push_back(t);
+        if (t.id() > old_next_id) diff_->set.push_back({ToInstant(t.due_at()), t.id()});
       }
     }
-    for (auto& t : dropped_) {
-      if (t.id() <= old_next_id && t.id() != fired_timer) {
-        out_.timers_cancelled.push_back(std::move(t));
-      }
+    for (const internal::TimerRef& t : dropped_refs_) {
+      if (t.id <= old_next_id && t.id != fired_timer) diff_->cancelled.push_back(t);
     }
-    return std::move(out_);
   }
 
  private:
@@ -765,17 +790,20 @@ class Change {
   }
 
   const Workflow& wf_;
-  // Where the effects go: the caller's timeline, else out_.effects.
+  v1::CaseState* const state_;
+  // Where the effects go: the caller's timeline, else outcome_->effects.
   v1::Timeline* const into_;
+  Outcome* const outcome_;
+  internal::TimerDiff* const diff_;
   const Instant now_;
   const std::string cause_;
   const std::string event_type_;
   std::vector<Computed> plan_;
   std::size_t next_ = 0;
   int notified_ = 0;
-  Outcome out_;
-  // Timers removed by DropTimers, for Finish's diff.
+  // Timers removed by DropTimers, for Finish's diff: for an Outcome, else for `diff_`.
   std::vector<v1::Timer> dropped_;
+  std::vector<internal::TimerRef> dropped_refs_;
 };
 
 // Returns the workflow version `state` runs, or kFailedPrecondition if it is not loaded.
@@ -1022,6 +1050,20 @@ Result<Outcome> Engine::ApplyTaking(v1::CaseState* current, v1::Event&& event, I
 
 Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, v1::Event* take,
                                 Instant now, v1::Timeline* into) const {
+  Outcome out;
+  TANDEM_RETURN_IF_ERROR(ApplyChange(current, event, take, now, into, {&out.state, &out, nullptr}));
+  return out;
+}
+
+Status Engine::ApplyInPlace(v1::CaseState* current, v1::CaseState* fresh, const v1::Event& event,
+                            v1::Event* take, Instant now, v1::Timeline* into,
+                            internal::TimerDiff* diff) const {
+  return ApplyChange(current, event, take, now, into,
+                     {current != nullptr ? current : fresh, nullptr, diff});
+}
+
+Status Engine::ApplyChange(v1::CaseState* current, const v1::Event& event, v1::Event* take,
+                           Instant now, v1::Timeline* into, const Target& target) const {
   // Phase 1: every check and every fallible computation, on the case as it is.
   TANDEM_RETURN_IF_ERROR(CheckEnvelope(event));
   if (!workflows_.KnowsEventType(event.type())) {
@@ -1123,9 +1165,9 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   }
 
   // Phase 2: the change itself, which cannot fail.
-  v1::CaseState state;
+  v1::CaseState& state = *target.state;
   if (current != nullptr) {
-    state = std::move(*current);
+    if (target.state != current) state = std::move(*current);
   } else {
     state.set_case_id(event.case_id());
     state.set_partnership(event.partnership());
@@ -1141,14 +1183,16 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   }
   const uint64_t old_next_id = state.next_timer_id();
   state.set_events_applied(state.events_applied() + 1);
-  Change change(*wf, std::move(state), now, event.event_id(), event.type(), std::move(plan), into);
+  Change change(*wf, &state, now, event.event_id(), event.type(), std::move(plan), into,
+                target.outcome, target.diff);
   if (event.type() == kFactsCorrected) {
     change.Correct(corrections);
     change.RecomputeDeadlines();
   } else if (event.type() == kWithdrawn) {
     change.RecordFacts(event, take);
     change.EnterState(std::string(kWithdrawnState), occurred_on);
-    return change.Finish(old_next_id, 0);
+    change.Finish(old_next_id, 0);
+    return OkStatus();
   } else {
     change.MeetDeadlines(event, occurred_on);
     change.CancelNamed(taken->cancel_deadlines(), "cancelled by " + event.type());
@@ -1163,7 +1207,8 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
   if (current == nullptr || event.type() == kFactsCorrected || wf->AssessmentsRead(event.type())) {
     change.Assess(Rules(*wf, calendar_, FactView(change.state().facts())));
   }
-  return change.Finish(old_next_id, 0);
+  change.Finish(old_next_id, 0);
+  return OkStatus();
 }
 
 Result<Outcome> Engine::Fire(const v1::CaseState& current, uint64_t timer_id, Instant now,
@@ -1175,6 +1220,19 @@ Result<Outcome> Engine::Fire(const v1::CaseState& current, uint64_t timer_id, In
 Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, Instant now,
                                    v1::Timeline* into) const {
   TANDEM_CHECK(current != nullptr);  // REQUIRES in the header
+  Outcome out;
+  TANDEM_RETURN_IF_ERROR(FireChange(current, timer_id, now, into, {&out.state, &out, nullptr}));
+  return out;
+}
+
+Status Engine::FireInPlace(v1::CaseState* current, uint64_t timer_id, Instant now,
+                           v1::Timeline* into, internal::TimerDiff* diff) const {
+  TANDEM_CHECK(current != nullptr);  // REQUIRES in the header
+  return FireChange(current, timer_id, now, into, {current, nullptr, diff});
+}
+
+Status Engine::FireChange(v1::CaseState* current, uint64_t timer_id, Instant now,
+                          v1::Timeline* into, const Target& target) const {
   // Phase 1, on the case as it is.
   TANDEM_ASSIGN_OR_RETURN(const Workflow* wf, CaseWorkflow(workflows_, *current));
   int deadline_index = -1;
@@ -1199,14 +1257,16 @@ Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, In
     return FailedPreconditionError("deadline '" + found.name() + "' is not in workflow '" +
                                    wf->name() + "'");
   }
-  const v1::Timer timer = found.timers(timer_index);
-  const Instant due = ToInstant(timer.due_at());
+  // What the change needs of the timer, which it deletes before reading them.
+  const v1::TimerKind kind = found.timers(timer_index).kind();
+  const uint32_t kind_index = found.timers(timer_index).index();
+  const Instant due = ToInstant(found.timers(timer_index).due_at());
   const bool late = now > due;
   const auto& suppressed_in = def->suppressed_in_states();
   const bool suppressed = std::find(suppressed_in.begin(), suppressed_in.end(), current->state()) !=
                           suppressed_in.end();
   const std::string& move_to = def->on_breach().move_to();
-  const bool moves = timer.kind() == v1::TIMER_KIND_BREACH && !suppressed && !move_to.empty();
+  const bool moves = kind == v1::TIMER_KIND_BREACH && !suppressed && !move_to.empty();
   CivilDay breach_day{};
   std::vector<Computed> plan;
   if (moves) {
@@ -1216,20 +1276,21 @@ Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, In
                       into != nullptr ? into->GetArena() : nullptr);
     TANDEM_RETURN_IF_ERROR(PlanEntry(*wf, rules, current->state(), move_to, breach_day, &plan));
   }
-  if (timer.kind() != v1::TIMER_KIND_WARNING && timer.kind() != v1::TIMER_KIND_BREACH &&
-      timer.kind() != v1::TIMER_KIND_ESCALATION) {
+  if (kind != v1::TIMER_KIND_WARNING && kind != v1::TIMER_KIND_BREACH &&
+      kind != v1::TIMER_KIND_ESCALATION) {
     return InternalError("timer " + std::to_string(timer_id) + " has no kind");
   }
 
   // Phase 2, which cannot fail.
   const uint64_t old_next_id = current->next_timer_id();
-  Change change(*wf, std::move(*current), now, "timer:" + std::to_string(timer_id), "",
-                std::move(plan), into);
+  if (target.state != current) *target.state = std::move(*current);
+  Change change(*wf, target.state, now, "timer:" + std::to_string(timer_id), "", std::move(plan),
+                into, target.outcome, target.diff);
   v1::DeadlineInstance* deadline = change.state().mutable_deadlines(deadline_index);
   deadline->mutable_timers()->DeleteSubrange(timer_index, 1);
-  switch (timer.kind()) {
+  switch (kind) {
     case v1::TIMER_KIND_WARNING: {
-      const auto& w = def->warnings(static_cast<int>(timer.index()));
+      const auto& w = def->warnings(static_cast<int>(kind_index));
       auto* e = change.Emit()->mutable_warning();
       e->set_name(deadline->name());
       e->set_due_on(deadline->due_on());
@@ -1254,14 +1315,15 @@ Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, In
     }
     default: {  // TIMER_KIND_ESCALATION, checked above
       if (deadline->status() == v1::DEADLINE_STATUS_BREACHED && !suppressed) {
-        const auto& esc = def->escalations(static_cast<int>(timer.index()));
+        const auto& esc = def->escalations(static_cast<int>(kind_index));
         change.Notify(v1::NOTIFICATION_KIND_DEADLINE_ESCALATED, esc.notify(), esc.subject(), "",
                       deadline);
       }
       break;
     }
   }
-  return change.Finish(old_next_id, timer_id);
+  change.Finish(old_next_id, timer_id);
+  return OkStatus();
 }
 
 }  // namespace tandem::engine

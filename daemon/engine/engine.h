@@ -13,6 +13,9 @@
 #include "proto/tandem/v1/event.pb.h"
 
 namespace tandem::engine {
+namespace internal {
+struct TimerDiff;  // internal/timer_diff.h
+}  // namespace internal
 
 // What applying one event or firing one timer produced.
 struct Outcome {
@@ -90,10 +93,36 @@ class Engine {
   const calendar::WorkingDayCalendar& calendar() const { return calendar_; }
 
  private:
+  // The simulator changes its cases in place instead of taking them out and putting back what an
+  // Outcome returns: each such move of a case, and the copies of the timers an Outcome lists,
+  // cost more than the index needs, which is the timers' due instants and ids.
+  friend class Simulator;
+  // Where a change is made: to `*state` (the case itself, an empty case for a new one, or
+  // outcome->state), with its timer diff in `*outcome` or, when that is null, in `*diff`.
+  struct Target {
+    v1::CaseState* state;
+    Outcome* outcome;
+    internal::TimerDiff* diff;
+  };
+
+  // As ApplyTaking and FireTaking, but the change is made to `*current` itself, or to `*fresh`
+  // when `current` is null (a new case), and `*diff` is set to its timer diff. On an error
+  // nothing changes. REQUIRES: into != nullptr; `*fresh` is empty.
+  Status ApplyInPlace(v1::CaseState* current, v1::CaseState* fresh, const v1::Event& event,
+                      v1::Event* take, calendar::Instant now, v1::Timeline* into,
+                      internal::TimerDiff* diff) const;
+  Status FireInPlace(v1::CaseState* current, uint64_t timer_id, calendar::Instant now,
+                     v1::Timeline* into, internal::TimerDiff* diff) const;
+
   // Apply and ApplyTaking: `current` is null for a new case, and taken only on success, as are
   // the facts of `take` (null, or `event` itself).
   Result<Outcome> ApplyTo(v1::CaseState* current, const v1::Event& event, v1::Event* take,
                           calendar::Instant now, v1::Timeline* into) const;
+  // Every change: the checks and computations that can fail, then the change to `target`.
+  Status ApplyChange(v1::CaseState* current, const v1::Event& event, v1::Event* take,
+                     calendar::Instant now, v1::Timeline* into, const Target& target) const;
+  Status FireChange(v1::CaseState* current, uint64_t timer_id, calendar::Instant now,
+                    v1::Timeline* into, const Target& target) const;
 
   const WorkflowSet& workflows_;
   const calendar::WorkingDayCalendar& calendar_;

@@ -1,5 +1,8 @@
 #include "daemon/engine/simulator.h"
 
+#include <algorithm>
+#include <functional>
+
 namespace tandem::engine {
 namespace {
 
@@ -17,7 +20,23 @@ google::protobuf::ArenaOptions ArenaBlocks(char* first_block) {
   return options;
 }
 
+// Returns bytes [8 * word, 8 * word + 8) of `id` as a big-endian number, zero-padded: numbers
+// compare as the bytes would under memcmp, which is how std::string compares.
+uint64_t IdWord(const std::string& id, std::size_t word) {
+  uint64_t w = 0;
+  for (std::size_t i = 8 * word; i < 8 * word + 8; ++i) {
+    w = (w << 8) | (i < id.size() ? static_cast<unsigned char>(id[i]) : 0u);
+  }
+  return w;
+}
+
 }  // namespace
+
+Simulator::TimerKey::TimerKey(calendar::Instant due, Slot* slot, uint64_t timer_id)
+    : due(due),
+      head{IdWord(slot->first, 0), IdWord(slot->first, 1)},
+      slot(slot),
+      timer_id(timer_id) {}
 
 Simulator::Simulator(const Engine& engine)
     : engine_(engine),
@@ -31,12 +50,37 @@ v1::Timeline* Simulator::StartCall() {
   return timeline_;
 }
 
-void Simulator::Commit(Slot* slot, Outcome outcome) {
-  for (const auto& t : outcome.timers_cancelled) {
-    timers_.erase({ToInstant(t.due_at()), slot, t.id()});
+Simulator::Slot* Simulator::FindCase(std::string_view id, std::size_t hash) const {
+  if (by_hash_.empty()) return nullptr;
+  const std::size_t mask = by_hash_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const ByHash& e = by_hash_[i];
+    if (e.slot == nullptr) return nullptr;
+    if (e.hash == hash && e.slot->first == id) return e.slot;
   }
-  for (const auto& t : outcome.timers_set) timers_.insert({ToInstant(t.due_at()), slot, t.id()});
-  slot->second = std::move(outcome.state);
+}
+
+void Simulator::IndexCase(Slot* slot, std::size_t hash) {
+  auto place = [](std::vector<ByHash>* table, ByHash entry) {
+    const std::size_t mask = table->size() - 1;
+    std::size_t i = entry.hash & mask;
+    while ((*table)[i].slot != nullptr) i = (i + 1) & mask;
+    (*table)[i] = entry;
+  };
+  // cases_ already holds the new case; the table stays at most half full.
+  if (2 * cases_.size() > by_hash_.size()) {
+    std::vector<ByHash> grown(std::max<std::size_t>(1024, 2 * by_hash_.size()));
+    for (const ByHash& e : by_hash_) {
+      if (e.slot != nullptr) place(&grown, e);
+    }
+    by_hash_.swap(grown);
+  }
+  place(&by_hash_, {hash, slot});
+}
+
+void Simulator::Commit(Slot* slot) {
+  for (const auto& t : diff_.cancelled) timers_.erase({t.due, slot, t.id});
+  for (const auto& t : diff_.set) timers_.insert({t.due, slot, t.id});
 }
 
 void Simulator::FireNext() {
@@ -44,10 +88,10 @@ void Simulator::FireNext() {
   timers_.erase(timers_.begin());
   if (clock_ < next.due) clock_ = next.due;
   Slot* slot = next.slot;  // Commit indexed the timer with its case's node
-  // Taken, not copied: on a failure (a breach moving the case into a state whose deadline lies
+  // Changed in place: on a failure (a breach moving the case into a state whose deadline lies
   // past the calendar's data) the case stays as it was.
-  auto outcome = engine_.FireTaking(&slot->second, next.timer_id, clock_, timeline_);
-  if (!outcome.ok()) {
+  const Status fired = engine_.FireInPlace(&slot->second, next.timer_id, clock_, timeline_, &diff_);
+  if (!fired.ok()) {
     ++failed_timers_;
     v1::Effect* e = timeline_->add_effects();
     e->mutable_at()->set_seconds(clock_.time_since_epoch().count());
@@ -55,11 +99,11 @@ void Simulator::FireNext() {
     e->set_cause("timer:" + std::to_string(next.timer_id));
     auto* r = e->mutable_rejected();
     r->set_event_type("timer");
-    r->set_code(std::string(StatusCodeName(outcome.status().code())));
-    r->set_reason(outcome.status().message());
+    r->set_code(std::string(StatusCodeName(fired.code())));
+    r->set_reason(fired.message());
     return;
   }
-  Commit(slot, std::move(outcome).value());
+  Commit(slot);
 }
 
 void Simulator::Advance(calendar::Instant until) {
@@ -88,24 +132,22 @@ const Simulator::Effects& Simulator::PublishTaking(const v1::Event& event, v1::E
 }
 
 void Simulator::ApplyAtClock(const v1::Event& event, v1::Event* take, int depth) {
-  auto it = cases_.find(event.case_id());
-  const bool exists = it != cases_.end();
+  const std::size_t hash = std::hash<std::string_view>{}(event.case_id());
+  Slot* slot = FindCase(event.case_id(), hash);
   const int first = timeline_->effects_size();
-  // Taken, not copied, when the case exists: a rejected event leaves it as it was.
-  auto outcome = [&]() -> Result<Outcome> {
-    if (take != nullptr) {
-      return exists ? engine_.ApplyTaking(&it->second, std::move(*take), clock_, timeline_)
-                    : engine_.Apply(nullptr, std::move(*take), clock_, timeline_);
-    }
-    return exists ? engine_.ApplyTaking(&it->second, event, clock_, timeline_)
-                  : engine_.Apply(nullptr, event, clock_, timeline_);
-  }();
-  if (!outcome.ok()) {
-    *timeline_->add_effects() = RejectionEffect(event, outcome.status(), clock_);
+  // Changed in place, or made in fresh_ when new: a rejected event changes neither.
+  const Status applied = engine_.ApplyInPlace(slot != nullptr ? &slot->second : nullptr, &fresh_,
+                                              event, take, clock_, timeline_, &diff_);
+  if (!applied.ok()) {
+    *timeline_->add_effects() = RejectionEffect(event, applied, clock_);
     return;
   }
-  if (!exists) it = cases_.emplace(event.case_id(), v1::CaseState()).first;
-  Commit(&*it, std::move(outcome).value());
+  if (slot == nullptr) {
+    // Moving leaves fresh_ empty again.
+    slot = &*cases_.emplace(event.case_id(), std::move(fresh_)).first;
+    IndexCase(slot, hash);
+  }
+  Commit(slot);
   // The cases the change opened, each applied now like any event (and refused like one).
   for (OpenedCase& next : CasesOpened(*timeline_, first, depth)) {
     if (!next.refused.ok()) {

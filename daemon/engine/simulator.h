@@ -10,10 +10,12 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "daemon/engine/engine.h"
+#include "daemon/engine/internal/timer_diff.h"
 
 namespace tandem::engine {
 
@@ -60,17 +62,26 @@ class Simulator {
   using Cases = std::unordered_map<std::string, v1::CaseState>;
   using Slot = Cases::value_type;
   // A pending timer: its due instant, its case (the case's node in `cases_`, which never moves
-  // while the case exists: firing it needs no lookup) and its id.
+  // while the case exists: firing it needs no lookup) and its id. `head` holds the first 16
+  // bytes of the case id, big-endian and zero-padded, so that ordering timers due at one instant
+  // (most deadlines of a day fall due at its end) rarely reads the case ids themselves: each
+  // read was a cache miss on another case's node.
   struct TimerKey {
+    TimerKey(calendar::Instant due, Slot* slot, uint64_t timer_id);
     calendar::Instant due;
+    uint64_t head[2];
     Slot* slot;
     uint64_t timer_id;
   };
-  // Due order, then (case id, timer id) for timers due at one instant.
+  // Due order, then (case id, timer id) for timers due at one instant. Heads that differ order
+  // the ids as comparing the ids would (a zero pad sorts below any byte of a longer id, as the
+  // end of the shorter id does); equal heads need the ids.
   struct TimerOrder {
     bool operator()(const TimerKey& a, const TimerKey& b) const {
       if (a.due != b.due) return a.due < b.due;
       if (a.slot != b.slot) {
+        if (a.head[0] != b.head[0]) return a.head[0] < b.head[0];
+        if (a.head[1] != b.head[1]) return a.head[1] < b.head[1];
         const int c = a.slot->first.compare(b.slot->first);
         if (c != 0) return c < 0;
       }
@@ -78,8 +89,13 @@ class Simulator {
     }
   };
 
-  // Stores the outcome's case in `slot` (its node in `cases_`) and indexes its timers.
-  void Commit(Slot* slot, Outcome outcome);
+  // Returns the node of the case with id `id` (whose hash is `hash`), or nullptr.
+  Slot* FindCase(std::string_view id, std::size_t hash) const;
+  // Adds the new case at `slot` to by_hash_.
+  void IndexCase(Slot* slot, std::size_t hash);
+  // Indexes the timers the change just made to `slot`'s case (its node in `cases_`) set, and
+  // drops those it cancelled: diff_.
+  void Commit(Slot* slot);
   // Frees the previous call's effects and returns the empty timeline for this call's.
   v1::Timeline* StartCall();
   void Advance(calendar::Instant until);
@@ -98,6 +114,19 @@ class Simulator {
   calendar::Instant clock_{};
   std::size_t failed_timers_ = 0;
   Cases cases_;
+  // cases_ again, by hash, in one open-addressed table (linear probing, at most half full; an
+  // entry with a null slot is empty). A lookup in cases_ read the bucket, the node before the
+  // case's and the case's own, each a cache miss once the cases outgrow the caches; here it reads
+  // one entry and the case's node, which the change reads next anyway.
+  struct ByHash {
+    std::size_t hash;
+    Slot* slot;
+  };
+  std::vector<ByHash> by_hash_;
+  // The case a starting event makes, until it is accepted (empty between calls).
+  v1::CaseState fresh_;
+  // The timer diff of the latest change (reused: it keeps its capacity).
+  internal::TimerDiff diff_;
   // The earliest is begin().
   std::set<TimerKey, TimerOrder> timers_;
 };

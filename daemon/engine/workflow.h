@@ -4,12 +4,16 @@
 // runs: every loaded workflow (and edition), found by starting event type or by name.
 
 #include <array>
+#include <cstdint>
+#include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "daemon/base/status.h"
@@ -22,6 +26,31 @@ namespace tandem::engine {
 
 namespace internal {
 class LineMap;
+
+// Hashes names for lookups by std::string_view (heterogeneous, with std::equal_to<>). The engine
+// looks definitions up by name several times per change: comparing names down a tree cost
+// more than hashing the one looked for. Names are short and the tables small, so eight bytes at
+// a time with a multiply to mix them does (std::hash's byte-at-a-time tail cost as much again).
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view name) const noexcept {
+    constexpr uint64_t kMul = 0x9e3779b97f4a7c15;
+    uint64_t h = name.size() * kMul;
+    std::size_t i = 0;
+    for (; i + 8 <= name.size(); i += 8) {
+      uint64_t w;
+      std::memcpy(&w, name.data() + i, 8);
+      h = (h ^ w) * kMul;
+      h ^= h >> 29;
+    }
+    uint64_t tail = 0;
+    std::memcpy(&tail, name.data() + i, name.size() - i);
+    h = (h ^ tail) * kMul;
+    return static_cast<std::size_t>(h ^ (h >> 32));
+  }
+};
+template <typename V>
+using ByName = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
 }  // namespace internal
 
 // Event types every workflow accepts (shared/domain/events.md, "Every workflow").
@@ -108,10 +137,11 @@ class Workflow {
   calendar::CivilDay effective_from_{};
   std::string edition_label_;
   calendar::LeapDayBirthday leap_ = calendar::LeapDayBirthday::kMarch1;
-  std::map<std::string, const v1::EventTypeDefinition*, std::less<>> events_;
-  std::map<std::string, const v1::StateDefinition*, std::less<>> states_;
-  std::map<std::string, const v1::DeadlineDefinition*, std::less<>> deadlines_;
-  std::map<std::string, std::vector<const v1::TransitionDefinition*>, std::less<>> transitions_;
+  // Looked up on every change, never iterated.
+  internal::ByName<const v1::EventTypeDefinition*> events_;
+  internal::ByName<const v1::StateDefinition*> states_;
+  internal::ByName<const v1::DeadlineDefinition*> deadlines_;
+  internal::ByName<std::vector<const v1::TransitionDefinition*>> transitions_;
   std::map<std::string, std::string, std::less<>> parameters_;
   std::vector<std::string> starting_events_;
   std::string partnership_;
@@ -176,8 +206,9 @@ class WorkflowSet {
   std::map<std::tuple<std::string, std::string, uint32_t>, std::shared_ptr<const Workflow>,
            std::less<>>
       overrides_;
-  // Event type -> workflow name (types belong to one workflow).
-  std::map<std::string, std::string, std::less<>> owner_;
+  // Event type -> workflow name (types belong to one workflow). Looked up on every event, never
+  // iterated.
+  internal::ByName<std::string> owner_;
 };
 
 }  // namespace tandem::engine
