@@ -94,14 +94,16 @@ Status Parse(const rocksdb::Slice& bytes, M* out, const std::string& what) {
 
 bool HasZeroByte(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
-// Returns the effects of one change: outcome.effects, or `timeline`'s from `first` on when the
-// engine appended them there. `what` names the change for the error.
+// Returns the effects of one change: copies of outcome.effects kept in `owned` (the outcome
+// may be gone when the batch is written), or `timeline`'s from `first` on when the engine
+// appended them there. `what` names the change for the error.
 Result<std::vector<const v1::Effect*>> ChangeEffects(const engine::Outcome& outcome,
                                                      const v1::Timeline* timeline, int first,
-                                                     const std::string& what) {
+                                                     const std::string& what,
+                                                     std::deque<v1::Effect>* owned) {
   std::vector<const v1::Effect*> effects;
   if (timeline == nullptr) {
-    for (const auto& effect : outcome.effects) effects.push_back(&effect);
+    for (const auto& effect : outcome.effects) effects.push_back(&owned->emplace_back(effect));
     return effects;
   }
   if (!outcome.effects.empty()) {
@@ -178,12 +180,11 @@ class SnapshotGuard {
 // Batch
 
 Batch::Batch(const Store* store, uint64_t generation, uint64_t audit_sequence,
-             std::string audit_hash, uint64_t outbox_sequence)
+             uint64_t outbox_sequence)
     : store_(store),
       generation_(generation),
       batch_(std::make_unique<rocksdb::WriteBatch>()),
       audit_sequence_(audit_sequence),
-      audit_hash_(std::move(audit_hash)),
       outbox_sequence_(outbox_sequence),
       first_outbox_sequence_(outbox_sequence) {}
 
@@ -227,8 +228,9 @@ Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& out
   if (dedupe_.count(event_id) != 0) {
     return AlreadyExistsError("store: event_id=" + event_id + " is already in this batch");
   }
-  TANDEM_ASSIGN_OR_RETURN(const std::vector<const v1::Effect*> effects,
-                          ChangeEffects(outcome, timeline, first_effect, "event_id=" + event_id));
+  TANDEM_ASSIGN_OR_RETURN(
+      const std::vector<const v1::Effect*> effects,
+      ChangeEffects(outcome, timeline, first_effect, "event_id=" + event_id, &owned_effects_));
 
   const auto& h = store_->handles_;
   batch_->Put(h[Cf::kEvents], internal::EventKey(case_id, sequence), event.SerializeAsString());
@@ -300,9 +302,9 @@ Status Batch::AddFired(uint64_t timer_id, const v1::Timer& timer, const engine::
     return InvalidArgumentError("store: timer " + std::to_string(timer_id) +
                                 ": case_id is empty or holds a 0 byte");
   }
-  TANDEM_ASSIGN_OR_RETURN(
-      const std::vector<const v1::Effect*> effects,
-      ChangeEffects(outcome, timeline, first_effect, "timer " + std::to_string(timer_id)));
+  TANDEM_ASSIGN_OR_RETURN(const std::vector<const v1::Effect*> effects,
+                          ChangeEffects(outcome, timeline, first_effect,
+                                        "timer " + std::to_string(timer_id), &owned_effects_));
   batch_->Delete(store_->handles_[Cf::kTimers],
                  internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer_id));
   AddOutcome(outcome, effects, now);
@@ -393,31 +395,51 @@ const v1::DedupeRecord* Batch::PendingDedupe(std::string_view event_id) const {
   return it == dedupe_.end() ? nullptr : &it->second;
 }
 
-void Batch::AddAudit(v1::AuditRecord record, const std::vector<const v1::Effect*>& effects) {
-  record.set_sequence(audit_sequence_ + 1);
-  record.set_previous_hash(audit_hash_);
-  v1::AuditEntry entry;
-  std::string* bytes = entry.mutable_record();
-  *bytes = SerializeDeterministic(record);
-  // The effects follow as entries of the record's `effects` field, written from the effects
-  // themselves rather than copied into the record first (a deep copy of every effect of every
-  // change, on the writer thread): the bytes parse as the record with its effects in order.
-  for (const v1::Effect* effect : effects) {
-    AppendLengthDelimited(v1::AuditRecord::kEffectsFieldNumber, SerializeDeterministic(*effect),
-                          bytes);
+void Batch::AddAudit(v1::AuditRecord record, std::vector<const v1::Effect*> effects) {
+  record.set_sequence(++audit_sequence_);
+  audits_.push_back({std::move(record), std::move(effects)});
+}
+
+std::string Batch::ChainAudits(std::string previous_hash) {
+  const auto& h = store_->handles_;
+  for (PendingAudit& audit : audits_) {
+    audit.record.set_previous_hash(previous_hash);
+    v1::AuditEntry entry;
+    std::string* bytes = entry.mutable_record();
+    *bytes = SerializeDeterministic(audit.record);
+    // The effects follow as entries of the record's `effects` field, written from the effects
+    // themselves rather than copied into the record first (a deep copy of every effect of every
+    // change): the bytes parse as the record with its effects in order.
+    for (const v1::Effect* effect : audit.effects) {
+      AppendLengthDelimited(v1::AuditRecord::kEffectsFieldNumber, SerializeDeterministic(*effect),
+                            bytes);
+    }
+    entry.set_hash(ChainHash(previous_hash, *bytes));
+    batch_->Put(h[Cf::kAudit], internal::SequenceKey(audit.record.sequence()),
+                entry.SerializeAsString());
+    previous_hash = entry.hash();
   }
-  entry.set_hash(ChainHash(audit_hash_, *bytes));
-  batch_->Put(store_->handles_[Cf::kAudit], internal::SequenceKey(record.sequence()),
-              entry.SerializeAsString());
-  ++audit_sequence_;
-  audit_hash_ = entry.hash();
+  if (!audits_.empty()) {
+    v1::AuditHead head;
+    head.set_sequence(audit_sequence_);
+    head.set_hash(previous_hash);
+    batch_->Put(h[Cf::kMeta], internal::kMetaAuditHead, head.SerializeAsString());
+  }
+  return previous_hash;
+}
+
+void Batch::PutCases() {
+  for (const auto& [case_id, state] : cases_) {
+    batch_->Put(store_->handles_[Cf::kCases], internal::CaseKey(case_id),
+                state.SerializeAsString());
+  }
 }
 
 void Batch::AddOutcome(const engine::Outcome& outcome,
                        const std::vector<const v1::Effect*>& effects, calendar::Instant now) {
   const auto& h = store_->handles_;
   const std::string& case_id = outcome.state.case_id();
-  batch_->Put(h[Cf::kCases], internal::CaseKey(case_id), outcome.state.SerializeAsString());
+  // The case's row is written once per batch, from cases_, when the batch is written.
   // Deletions first: a later write to the same key wins inside a WriteBatch, and timer ids are
   // never reused, so no key is both cancelled and set by one outcome.
   for (const auto& timer : outcome.timers_cancelled) {
@@ -562,7 +584,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir,
   TANDEM_RETURN_IF_ERROR(store->CheckSchema());
   TANDEM_RETURN_IF_ERROR(store->LoadCounters());
   store->next_audit_sequence_ = store->audit_sequence_;
-  store->next_audit_hash_ = store->audit_hash_;
+  store->chain_hash_ = store->audit_hash_;
   store->next_outbox_sequence_ = store->outbox_sequence_;
   return store;
 }
@@ -955,7 +977,7 @@ Result<uint64_t> Store::VerifyAudit() const {
 // Store: writes
 
 Batch Store::NewBatch() const {
-  return Batch(this, generation_, next_audit_sequence_, next_audit_hash_, next_outbox_sequence_);
+  return Batch(this, generation_, next_audit_sequence_, next_outbox_sequence_);
 }
 
 Status Store::Commit(Batch&& batch, bool sync) {
@@ -981,12 +1003,6 @@ Status Store::Submit(Batch& b) {
     return FailedPreconditionError("store " + dir_.string() + ": another batch is being written");
   }
   if (b.empty()) return InvalidArgumentError("store " + dir_.string() + ": the batch is empty");
-  if (b.audit_sequence_ != next_audit_sequence_) {
-    v1::AuditHead head;
-    head.set_sequence(b.audit_sequence_);
-    head.set_hash(b.audit_hash_);
-    b.batch_->Put(handles_[Cf::kMeta], internal::kMetaAuditHead, head.SerializeAsString());
-  }
   if (b.outbox_sequence_ != next_outbox_sequence_) {
     b.batch_->Put(handles_[Cf::kMeta], internal::kMetaOutboxLastSequence,
                   internal::SequenceKey(b.outbox_sequence_));
@@ -994,23 +1010,27 @@ Status Store::Submit(Batch& b) {
   // The next batch is numbered after this one, as if it were committed already: if it is not,
   // the store fails and no later batch can commit.
   next_audit_sequence_ = b.audit_sequence_;
-  next_audit_hash_ = b.audit_hash_;
   next_outbox_sequence_ = b.outbox_sequence_;
   ++generation_;
   writing_ = true;
   return OkStatus();
 }
 
-Status Store::Write(Batch& b, bool sync) const {
+Status Store::Write(Batch& b, bool sync) {
+  // The rows whose bytes are made here rather than as the batch was built, on the writer's
+  // thread: each case once, as the batch leaves it, and the audit records, chained to the last
+  // record written before them (Writes run one at a time, each after the previous one).
+  b.PutCases();
+  b.audit_hash_ = b.ChainAudits(chain_hash_);
   rocksdb::WriteOptions write;
   write.sync = sync;
   const rocksdb::Status s = db_->Write(write, b.batch_.get());
-  if (s.ok()) return OkStatus();
-  return FromRocks(s, "store " + dir_.string() + ": commit failed");
+  if (!s.ok()) return FromRocks(s, "store " + dir_.string() + ": commit failed");
+  chain_hash_ = b.audit_hash_;
+  return OkStatus();
 }
 
-Status Store::Finish(Batch&& batch, const Status& written) {
-  const Batch b = std::move(batch);
+Status Store::Finish(const Batch& b, const Status& written) {
   writing_ = false;
   if (!written.ok()) {
     // The write may or may not have reached the disk; nothing after it can be acknowledged.

@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -116,7 +117,8 @@ class Batch {
   // is given while outcome.effects is not empty or `first_effect` lies outside it;
   // kAlreadyExists if this batch already holds an answer for the event_id.
   // REQUIRES: the event_id has no answer in the store (the writer asked GetDedupe).
-  // Copies what it needs; keeps no reference to its arguments.
+  // Copies what it needs, but for a `timeline`'s effects: the audit record is made from them
+  // when the batch is written, so the timeline must outlive the batch's Store::Write (Commit).
   Status AddAccepted(const v1::Event& event, const engine::Outcome& outcome, calendar::Instant now,
                      const v1::Timeline* timeline = nullptr, int first_effect = 0);
   // As above, and the batch keeps the outcome's case state by taking it (outcome.state is left
@@ -190,17 +192,21 @@ class Batch {
 
  private:
   friend class Store;
-  Batch(const Store* store, uint64_t generation, uint64_t audit_sequence, std::string audit_hash,
-        uint64_t outbox_sequence);
+  Batch(const Store* store, uint64_t generation, uint64_t audit_sequence, uint64_t outbox_sequence);
   // AddAccepted without keeping the case state.
   Status AddAcceptedRows(const v1::Event& event, const engine::Outcome& outcome,
                          calendar::Instant now, const v1::Timeline* timeline, int first_effect);
   // Adds the outbox rows of one notification effect (AddAccepted says which).
   void AddNotification(const v1::Effect& effect, calendar::Instant now);
 
-  // Numbers `record`, chains it to the previous one and adds its audit row; `effects` are the
-  // record's effects (not copied into `record`).
-  void AddAudit(v1::AuditRecord record, const std::vector<const v1::Effect*>& effects = {});
+  // Numbers `record` and keeps it, with `effects` (the record's effects, not copied into it),
+  // for ChainAudits.
+  void AddAudit(v1::AuditRecord record, std::vector<const v1::Effect*> effects = {});
+  // Store::Write's part: adds the audit rows, each record chained to the one before it (the
+  // first to `previous_hash`), and the audit head in meta; returns the last record's hash.
+  std::string ChainAudits(std::string previous_hash);
+  // Store::Write's part: adds the row of each case the batch changed, as it holds it now.
+  void PutCases();
   // Adds the case state, timer and outbox rows `outcome` and its `effects` call for (the caller
   // keeps the state in cases_).
   void AddOutcome(const engine::Outcome& outcome, const std::vector<const v1::Effect*>& effects,
@@ -214,11 +220,22 @@ class Batch {
   uint64_t generation_;
   std::unique_ptr<rocksdb::WriteBatch> batch_;
   uint64_t audit_sequence_;
+  // The hash of the batch's last audit record (or of the record before it, when it has none),
+  // once Store::Write has chained them.
   std::string audit_hash_;
   uint64_t outbox_sequence_;
   uint64_t first_outbox_sequence_;  // outbox_sequence_ when the batch was made
   std::size_t changes_ = 0;
+  // The newest state of every case the batch changed: its row is written from here.
   std::map<std::string, v1::CaseState, std::less<>> cases_;
+  // The audit records, numbered, to be chained and serialized when the batch is written.
+  struct PendingAudit {
+    v1::AuditRecord record;
+    std::vector<const v1::Effect*> effects;
+  };
+  std::vector<PendingAudit> audits_;
+  // Copies of the effects of outcomes given without a timeline, which may be gone by then.
+  std::deque<v1::Effect> owned_effects_;
   std::map<std::string, v1::DedupeRecord, std::less<>> dedupe_;
   // Outbox records this batch wrote (value) or removed (nullopt).
   std::map<uint64_t, std::optional<v1::OutboxRecord>> outbox_;
@@ -302,9 +319,11 @@ class Store {
   // being written (a pipelined group commit):
   //   Submit (writer thread)  adds the meta counter rows to `batch` and numbers the batches made
   //                           from now on after it, as if it were committed;
-  //   Write  (any one thread) writes it; touches only `batch`'s rows and the database, so the
-  //                           writer may meanwhile build a new batch and read this one's
-  //                           PendingCase/PendingDedupe;
+  //   Write  (any one thread) adds the rows of the batch's cases and its chained audit records
+  //                           (serializing and hashing them off the writer thread) and writes
+  //                           it; touches only `batch`'s rows and the database, so the writer
+  //                           may meanwhile build a new batch and read this one's
+  //                           PendingCase/PendingDedupe (const reads);
   //   Finish (writer thread)  adopts its counters when `written` is OK, else fails the store
   //                           with `written`, as Commit does.
   // Reads (GetCase, GetDedupe, ...) do not see a submitted batch until Write returned: the writer
@@ -315,8 +334,9 @@ class Store {
   // kInvalidArgument if `batch` is empty; nothing is submitted then.
   Status Submit(Batch& batch);
   // REQUIRES: `batch` was submitted and is not finished.
-  Status Write(Batch& batch, bool sync) const;
-  Status Finish(Batch&& batch, const Status& written);
+  Status Write(Batch& batch, bool sync);
+  // Keeps no reference to `batch`, which the caller may destroy on any thread.
+  Status Finish(const Batch& batch, const Status& written);
 
   // Returns OK, or the error that failed the store.
   Status health() const { return failed_; }
@@ -355,7 +375,9 @@ class Store {
   // What the next batch is numbered from: the committed counters, or those of the submitted
   // batch being written; and the number of batches submitted so far.
   uint64_t next_audit_sequence_ = 0;
-  std::string next_audit_hash_;
+  // The hash of the last audit record written (by Write; on the writing thread, one Write after
+  // another).
+  std::string chain_hash_;
   uint64_t next_outbox_sequence_ = 0;
   uint64_t generation_ = 0;
   bool writing_ = false;

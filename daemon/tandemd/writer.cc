@@ -44,14 +44,17 @@ Writer::Writer(store::Store& store, const Engines& engines, WriterHooks hooks,
       executor_(std::move(executor)),
       max_waiting_(max_waiting) {}
 
+Writer::Turn::Turn(store::Batch b)
+    : arena(std::make_unique<google::protobuf::Arena>()),
+      timeline(google::protobuf::Arena::CreateMessage<v1::Timeline>(arena.get())),
+      batch(std::move(b)) {}
+
 Writer::~Writer() { writing_thread_.join(); }
 
 void Writer::OpenTurn() {
   if (open_.has_value()) return;
   open_.emplace(store_.NewBatch());
   turn_now_ = hooks_.now();
-  arena_.Reset();
-  timeline_ = google::protobuf::Arena::CreateMessage<v1::Timeline>(&arena_);
 }
 
 void Writer::Fail(const Status& status) {
@@ -59,7 +62,6 @@ void Writer::Fail(const Status& status) {
   failure_ = status;
   // A batch being written stays until its writing thread is done with it (Written).
   open_.reset();
-  timeline_ = nullptr;
   idle_work_.clear();
   deferred_.clear();
   hooks_.on_fatal(status);
@@ -156,15 +158,15 @@ void Writer::RetryDelivery(const ingest::Peer& peer, const v1::Request& request)
 }
 
 Status Writer::Apply(const v1::Event& event, int depth) {
-  const int first_effect = timeline_->effects_size();
+  const int first_effect = open_->timeline->effects_size();
   Result<engine::Outcome> outcome = InternalError("not applied");
   if (v1::CaseState* pending = open_->batch.MutablePendingCase(event.case_id())) {
     // The open batch's case is applied in place: the engine takes it only when it accepts, and
     // the batch takes the new state back below.
-    outcome = engines_.For(*pending).ApplyTaking(pending, event, turn_now_, timeline_);
+    outcome = engines_.For(*pending).ApplyTaking(pending, event, turn_now_, open_->timeline);
     if (!outcome.ok()) return Reject(event, outcome.status());
-    const Status added =
-        open_->batch.AddAccepted(event, std::move(*outcome), turn_now_, timeline_, first_effect);
+    const Status added = open_->batch.AddAccepted(event, std::move(*outcome), turn_now_,
+                                                  open_->timeline, first_effect);
     if (!added.ok()) {
       // The store refuses only ids it cannot key, and this case's id is keyed in this very
       // batch: the batch would be left without the case, so nothing more may commit.
@@ -179,14 +181,15 @@ Status Writer::Apply(const v1::Event& event, int depth) {
       Fail(working.status().WithPrefix("reading case"));
       return failure_;
     }
-    outcome = working->has_value()
-                  ? engines_.For(**working).ApplyTaking(&**working, event, turn_now_, timeline_)
-                  : engines_.Newest().Apply(nullptr, event, turn_now_, timeline_);
+    outcome =
+        working->has_value()
+            ? engines_.For(**working).ApplyTaking(&**working, event, turn_now_, open_->timeline)
+            : engines_.Newest().Apply(nullptr, event, turn_now_, open_->timeline);
     if (!outcome.ok()) return Reject(event, outcome.status());
     // The store refuses what it cannot key (e.g. an id holding a 0 byte): a rejection like any
     // other; the effects left on the timeline are never used.
-    const Status added =
-        open_->batch.AddAccepted(event, std::move(*outcome), turn_now_, timeline_, first_effect);
+    const Status added = open_->batch.AddAccepted(event, std::move(*outcome), turn_now_,
+                                                  open_->timeline, first_effect);
     if (!added.ok()) return Reject(event, added);
   }
   open_->timers_changed |= !outcome->timers_set.empty() || !outcome->timers_cancelled.empty();
@@ -200,7 +203,8 @@ Status Writer::Apply(const v1::Event& event, int depth) {
 }
 
 void Writer::OpenCases(int first_effect, int depth) {
-  for (const engine::OpenedCase& next : engine::CasesOpened(*timeline_, first_effect, depth)) {
+  for (const engine::OpenedCase& next :
+       engine::CasesOpened(*open_->timeline, first_effect, depth)) {
     if (failed()) return;
     if (!next.refused.ok()) {
       (void)Reject(next.event, next.refused);
@@ -255,7 +259,6 @@ void Writer::Pump() {
     if (open_.has_value()) {
       Send(std::move(open_->replies));
       open_.reset();
-      timeline_ = nullptr;
     }
     if (!idle_work_.empty()) {
       std::function<void()> work = std::move(idle_work_.front());
@@ -288,7 +291,6 @@ void Writer::Pump() {
 void Writer::StartWrite() {
   Turn turn = std::move(*open_);
   open_.reset();
-  timeline_ = nullptr;
   const Status submitted = store_.Submit(turn.batch);
   if (!submitted.ok()) {
     Fail(submitted.WithPrefix("commit"));
@@ -309,7 +311,7 @@ void Writer::Written(const Status& written) {
   writing_.reset();
   if (failed()) return;  // a store read failed meanwhile: nothing more is answered
   const bool notifications_added = turn.requeued || turn.batch.numbered_outbox_records();
-  const Status finished = store_.Finish(std::move(turn.batch), written);
+  const Status finished = store_.Finish(turn.batch, written);
   if (!finished.ok()) {
     Fail(finished.WithPrefix("commit"));
     return;
@@ -317,6 +319,9 @@ void Writer::Written(const Status& written) {
   hooks_.on_committed(turn.timers_changed, turn.earliest_timer_set, notifications_added);
   // Only now, after the synced commit returned OK.
   Send(std::move(turn.replies));
+  // Freeing a turn's cases, rows and effects is work of the size of building it: the writing
+  // thread does it, before it writes the next batch.
+  asio::post(writing_thread_, [done = std::move(turn)] {});
   Pump();
 }
 

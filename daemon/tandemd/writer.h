@@ -23,6 +23,7 @@
 #include <asio/thread_pool.hpp>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -128,9 +129,13 @@ class Writer {
   bool idle() const { return !writing_.has_value() && (!open_ || open_->batch.empty()); }
 
  private:
-  // A batch and what waits for its commit.
+  // A batch and what waits for its commit. The changes' effects live on the turn's own arena,
+  // which the batch reads again when it is written (its audit records) and which is freed with
+  // the turn, off the writer thread (Written).
   struct Turn {
-    explicit Turn(store::Batch b) : batch(std::move(b)) {}
+    explicit Turn(store::Batch b);
+    std::unique_ptr<google::protobuf::Arena> arena;
+    v1::Timeline* timeline;  // on `arena`
     store::Batch batch;
     std::vector<std::pair<ingest::Peer, std::string>> replies;
     bool timers_changed = false;
@@ -185,8 +190,6 @@ class Writer {
   std::optional<Turn> open_;
   std::optional<Turn> writing_;
   calendar::Instant turn_now_{};  // the open batch's instant
-  google::protobuf::Arena arena_;
-  v1::Timeline* timeline_ = nullptr;  // on arena_, while a batch is open
   std::deque<std::function<void()>> idle_work_;
   std::vector<Deferred> deferred_;
   // Last: destroyed (joined) first, while the batch it may be writing still exists.
