@@ -24,8 +24,8 @@
 //
 // The audit chain: record n stores previous_hash = hash(n-1) (32 zero bytes for n = 1) and
 // is kept as AuditEntry{record, hash} where `record` is the AuditRecord serialized with
-// SetSerializationDeterministic and hash = SHA-256(hash(n-1) || record), libsodium's
-// crypto_hash_sha256 over exactly the stored bytes. The newest (sequence, hash) is also kept
+// SetSerializationDeterministic and hash = SHA-256(hash(n-1) || record) over exactly
+// the stored bytes. The newest (sequence, hash) is also kept
 // in meta "audit_head" in the same write, so deleting records at the tail is detected too.
 
 #include <cstddef>
