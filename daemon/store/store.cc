@@ -3,14 +3,14 @@
 #include <fcntl.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -52,12 +52,11 @@ std::string ChainHash(std::string_view previous, std::string_view record) {
   std::string out(kHashBytes, '\0');
   unsigned int size = 0;
   // Fails only when OpenSSL cannot allocate; a chain with a wrong hash must never be written.
-  const bool hashed = context != nullptr &&
-                      EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) == 1 &&
-                      EVP_DigestUpdate(context.get(), previous.data(), previous.size()) == 1 &&
-                      EVP_DigestUpdate(context.get(), record.data(), record.size()) == 1 &&
-                      EVP_DigestFinal_ex(context.get(),
-                                         reinterpret_cast<unsigned char*>(out.data()), &size) == 1;
+  const bool hashed =
+      context != nullptr && EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) == 1 &&
+      EVP_DigestUpdate(context.get(), previous.data(), previous.size()) == 1 &&
+      EVP_DigestUpdate(context.get(), record.data(), record.size()) == 1 &&
+      EVP_DigestFinal_ex(context.get(), reinterpret_cast<unsigned char*>(out.data()), &size) == 1;
   TANDEM_CHECK(hashed && size == kHashBytes);
   return out;
 }
@@ -238,8 +237,7 @@ Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& out
       const std::vector<const v1::Effect*> effects,
       ChangeEffects(outcome, timeline, first_effect, "event_id=" + event_id, &owned_effects_));
 
-  const auto& h = store_->handles_;
-  batch_->Put(h[Cf::kEvents], internal::EventKey(case_id, sequence), event.SerializeAsString());
+  event_rows_.emplace(internal::EventKey(case_id, sequence), event.SerializeAsString());
 
   v1::DedupeRecord dedupe;
   dedupe.set_event_id(event_id);
@@ -249,7 +247,7 @@ Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& out
   accepted->set_case_sequence(sequence);
   accepted->set_state(outcome.state.state());
   *dedupe.mutable_committed_at() = engine::ToTimestamp(now);
-  batch_->Put(h[Cf::kDedupe], internal::DedupeKey(event_id), dedupe.SerializeAsString());
+  dedupe_rows_.emplace(internal::DedupeKey(event_id), dedupe.SerializeAsString());
 
   AddOutcome(outcome, effects, now);
 
@@ -289,8 +287,7 @@ Status Batch::AddRejected(const v1::Event& event, const Status& why, calendar::I
     dedupe.set_case_id(event.case_id());
     *dedupe.mutable_rejected() = rejection.rejected();
     *dedupe.mutable_committed_at() = engine::ToTimestamp(now);
-    batch_->Put(store_->handles_[Cf::kDedupe], internal::DedupeKey(event_id),
-                dedupe.SerializeAsString());
+    dedupe_rows_.emplace(internal::DedupeKey(event_id), dedupe.SerializeAsString());
     dedupe_.insert_or_assign(event_id, std::move(dedupe));
   }
   ++changes_;
@@ -311,8 +308,7 @@ Status Batch::AddFired(uint64_t timer_id, const v1::Timer& timer, const engine::
   TANDEM_ASSIGN_OR_RETURN(const std::vector<const v1::Effect*> effects,
                           ChangeEffects(outcome, timeline, first_effect,
                                         "timer " + std::to_string(timer_id), &owned_effects_));
-  batch_->Delete(store_->handles_[Cf::kTimers],
-                 internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer_id));
+  DeleteTimer(internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer_id));
   AddOutcome(outcome, effects, now);
 
   v1::AuditRecord audit;
@@ -434,28 +430,45 @@ std::string Batch::ChainAudits(std::string previous_hash) {
   return previous_hash;
 }
 
-void Batch::PutCases() {
+void Batch::DeleteTimer(std::string key) {
+  const auto it = timer_rows_.find(key);
+  if (it != timer_rows_.end() && it->second.has_value()) {
+    // Set by this very batch: timer ids are never reused, so the store has no such row.
+    timer_rows_.erase(it);
+    return;
+  }
+  timer_rows_.insert_or_assign(std::move(key), std::nullopt);
+}
+
+void Batch::PutRows() {
+  const auto& h = store_->handles_;
   for (const auto& [case_id, state] : cases_) {
-    batch_->Put(store_->handles_[Cf::kCases], internal::CaseKey(case_id),
-                state.SerializeAsString());
+    batch_->Put(h[Cf::kCases], internal::CaseKey(case_id), state.SerializeAsString());
+  }
+  for (const auto& [key, value] : event_rows_) batch_->Put(h[Cf::kEvents], key, value);
+  for (const auto& [key, value] : dedupe_rows_) batch_->Put(h[Cf::kDedupe], key, value);
+  for (const auto& [key, value] : timer_rows_) {
+    if (value.has_value()) {
+      batch_->Put(h[Cf::kTimers], key, *value);
+    } else {
+      batch_->Delete(h[Cf::kTimers], key);
+    }
   }
 }
 
 void Batch::AddOutcome(const engine::Outcome& outcome,
                        const std::vector<const v1::Effect*>& effects, calendar::Instant now) {
-  const auto& h = store_->handles_;
   const std::string& case_id = outcome.state.case_id();
   // The case's row is written once per batch, from cases_, when the batch is written.
   // Deletions first: a later write to the same key wins inside a WriteBatch, and timer ids are
   // never reused, so no key is both cancelled and set by one outcome.
   for (const auto& timer : outcome.timers_cancelled) {
-    batch_->Delete(h[Cf::kTimers],
-                   internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer.id()));
+    DeleteTimer(internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer.id()));
   }
   for (const auto& timer : outcome.timers_set) {
-    batch_->Put(h[Cf::kTimers],
-                internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer.id()),
-                timer.SerializeAsString());
+    timer_rows_.insert_or_assign(
+        internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer.id()),
+        timer.SerializeAsString());
   }
   for (const v1::Effect* effect : effects) {
     if (effect->kind_case() == v1::Effect::kNotification) AddNotification(*effect, now);
@@ -1024,7 +1037,7 @@ Status Store::Write(Batch& b, bool sync) {
   // The rows whose bytes are made here rather than as the batch was built, on the writer's
   // thread: each case once, as the batch leaves it, and the audit records, chained to the last
   // record written before them (Writes run one at a time, each after the previous one).
-  b.PutCases();
+  b.PutRows();
   b.audit_hash_ = b.ChainAudits(chain_hash_);
   rocksdb::WriteOptions write;
   write.sync = sync;

@@ -205,8 +205,11 @@ class Batch {
   // Store::Write's part: adds the audit rows, each record chained to the one before it (the
   // first to `previous_hash`), and the audit head in meta; returns the last record's hash.
   std::string ChainAudits(std::string previous_hash);
-  // Store::Write's part: adds the row of each case the batch changed, as it holds it now.
-  void PutCases();
+  // Removes the timer row `key`: no row at all when this batch set it, else a deletion.
+  void DeleteTimer(std::string key);
+  // Store::Write's part: adds the rows of cases_ (each case as the batch holds it now) and of
+  // the *_rows_ maps, in key order.
+  void PutRows();
   // Adds the case state, timer and outbox rows `outcome` and its `effects` call for (the caller
   // keeps the state in cases_).
   void AddOutcome(const engine::Outcome& outcome, const std::vector<const v1::Effect*>& effects,
@@ -228,6 +231,12 @@ class Batch {
   std::size_t changes_ = 0;
   // The newest state of every case the batch changed: its row is written from here.
   std::map<std::string, v1::CaseState, std::less<>> cases_;
+  // Rows added in key order when the batch is written: RocksDB's memtable takes keys in order
+  // far faster than in arrival order (its skip list starts each search where the last insert
+  // ended). A timer's row is nullopt when the batch deletes it.
+  std::map<std::string, std::string, std::less<>> event_rows_;
+  std::map<std::string, std::string, std::less<>> dedupe_rows_;
+  std::map<std::string, std::optional<std::string>, std::less<>> timer_rows_;
   // The audit records, numbered, to be chained and serialized when the batch is written.
   struct PendingAudit {
     v1::AuditRecord record;

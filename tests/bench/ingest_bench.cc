@@ -44,6 +44,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -370,6 +371,55 @@ uint64_t WriteBytes(pid_t pid) {
   return 0;
 }
 
+// CPU seconds (user + system) used so far by each thread of `pid`, by thread name and id.
+std::map<std::string, double> ThreadCpu(pid_t pid) {
+  std::map<std::string, double> cpu;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // "tid (comm) state ..." : comm may hold spaces, so fields are counted after its ')'.
+    const auto open = stat.find('(');
+    const auto close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+    }
+    cpu[stat.substr(open + 1, close - open - 1) + "/" + task.path().filename().string()] =
+        ticks / tick;
+  }
+  return cpu;
+}
+
+// Prints the daemon's CPU between two ThreadCpu readings, per acked event: all threads, and the
+// threads that used at least 5% of it (the writer, the writing thread, RocksDB's).
+void PrintCpu(const std::map<std::string, double>& before,
+              const std::map<std::string, double>& after, double seconds, uint64_t acked) {
+  double total = 0;
+  std::vector<std::pair<double, std::string>> threads;
+  for (const auto& [name, cpu] : after) {
+    const auto it = before.find(name);
+    const double used = cpu - (it == before.end() ? 0 : it->second);
+    total += used;
+    threads.emplace_back(used, name);
+  }
+  std::sort(threads.rbegin(), threads.rend());
+  const double per_event_us = 1e6 / static_cast<double>(std::max<uint64_t>(1, acked));
+  std::printf("tandemd CPU during the sustained phase: %.2f cores, %.1f us per acked event (",
+              total / seconds, total * per_event_us);
+  const char* sep = "";
+  for (const auto& [used, name] : threads) {
+    if (used < 0.05 * total) break;
+    std::printf("%s%s %.1f", sep, name.c_str(), used * per_event_us);
+    sep = ", ";
+  }
+  std::printf(")\n");
+}
+
 // The daemon under test: started on `data`, its clock at kDaemonEpoch.
 class Daemon {
  public:
@@ -560,7 +610,9 @@ int main(int argc, char** argv) {
   // 1. Sustained throughput, closed loop.
   Windowed(daemon.endpoint(), work, o, 1.0, 0);  // warm-up
   const uint64_t written_before = WriteBytes(daemon.pid());
+  const auto cpu_before = ThreadCpu(daemon.pid());
   const Phase sustained = Windowed(daemon.endpoint(), work, o, o.seconds, 0);
+  const auto cpu_after = ThreadCpu(daemon.pid());
   const double acked_per_s = sustained.acked / sustained.seconds;
   const double written = static_cast<double>(WriteBytes(daemon.pid()) - written_before);
   std::printf("sustained: %llu acks in %.2f s = %.0f acked events/s (not ACCEPTED: %llu)\n",
@@ -570,6 +622,7 @@ int main(int argc, char** argv) {
       "disk writes during the sustained phase: %.1f MB/s, %.0f bytes per acked event "
       "(WAL, flushes and compactions)\n",
       written / sustained.seconds / 1e6, written / std::max<uint64_t>(1, sustained.acked));
+  PrintCpu(cpu_before, cpu_after, sustained.seconds, sustained.acked);
   const auto [rss_after_load, hwm_after_load] = Rss(daemon.pid());
   std::printf("tandemd RSS after the sustained phase: VmRSS=%.0f MB VmHWM=%.0f MB\n",
               rss_after_load, hwm_after_load);

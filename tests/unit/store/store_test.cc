@@ -348,6 +348,34 @@ TEST_F(StoreTest, OneBatchCarriesManyEventsAndSeesItsOwnCaseStates) {
   EXPECT_EQ(*store_->VerifyAudit(), 3u);
 }
 
+TEST_F(StoreTest, TimersSetAndCancelledWithinOneBatchLeaveOnlyTheLiveOnes) {
+  // The batch writes no row for a timer it both set and cancelled, and a row for every other.
+  const calendar::Instant now = At("2027-01-04T16:40:00Z");
+  Batch batch = store_->NewBatch();
+  engine::Outcome submitted;
+  for (const v1::Event& event : {Incident("e1", "SI-1"), Submitted("e2", "SI-1")}) {
+    auto outcome = test::ApplyInTurn(*store_, batch, event, now);
+    ASSERT_TRUE(outcome.ok()) << event.event_id() << ": " << outcome.status().ToString();
+    ASSERT_TRUE(batch.AddAccepted(event, *outcome, now).ok());
+    submitted = std::move(outcome).value();
+  }
+  ASSERT_EQ(submitted.timers_cancelled.size(), 2u);
+  ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
+
+  auto timers = store_->DueTimers(At("2100-01-01T00:00:00Z"), 10);
+  ASSERT_TRUE(timers.ok());
+  std::vector<uint64_t> ids;
+  for (const auto& t : *timers) ids.push_back(t.timer.id());
+  // As when the two events commit apart (LaterEventCancelsAndSetsTimersAndAppendsToTheLog):
+  // timer 3 stays, 1 and 2 are gone, and the submission's own are pending.
+  std::vector<uint64_t> want = {3};
+  for (const auto& t : submitted.timers_set) want.push_back(t.id());
+  std::sort(ids.begin(), ids.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(ids, want);
+  EXPECT_EQ(*store_->VerifyAudit(), 2u);
+}
+
 // ---- Rejections and duplicates.
 
 TEST_F(StoreTest, RejectedEventWritesOnlyDedupeAndAudit) {
