@@ -1,9 +1,68 @@
 #include "daemon/ingest/envelope.h"
 
+#include <cstdint>
 #include <limits>
 #include <string>
 
 namespace tandem::ingest {
+namespace {
+
+// Reads a base-128 varint at `*p` (before `end`), advancing `*p`; false when malformed.
+bool ReadVarint(const char** p, const char* end, uint64_t* value) {
+  *value = 0;
+  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    const auto byte = static_cast<unsigned char>(*(*p)++);
+    *value |= uint64_t{byte & 0x7fu} << shift;
+    if (byte < 0x80) return true;
+  }
+  return false;
+}
+
+// Returns the payload of the one occurrence of length-delimited field `field` in the message
+// `bytes`; empty when it is absent or occurs more than once, or when `bytes` is malformed.
+std::string_view OnlyField(std::string_view bytes, uint32_t field) {
+  std::string_view found;
+  bool seen = false;
+  const char* p = bytes.data();
+  const char* const end = p + bytes.size();
+  while (p < end) {
+    uint64_t tag = 0;
+    uint64_t value = 0;
+    if (!ReadVarint(&p, end, &tag)) return {};
+    switch (tag & 7) {
+      case 0:  // varint
+        if (!ReadVarint(&p, end, &value)) return {};
+        break;
+      case 1:  // 64-bit
+        if (end - p < 8) return {};
+        p += 8;
+        break;
+      case 2:  // length-delimited
+        if (!ReadVarint(&p, end, &value) || value > static_cast<uint64_t>(end - p)) return {};
+        if ((tag >> 3) == field) {
+          if (seen) return {};
+          seen = true;
+          found = std::string_view(p, value);
+        }
+        p += value;
+        break;
+      case 5:  // 32-bit
+        if (end - p < 4) return {};
+        p += 4;
+        break;
+      default:  // groups: no tandem message has them
+        return {};
+    }
+  }
+  return found;
+}
+
+}  // namespace
+
+std::string_view PublishedEventBytes(std::string_view request_bytes) {
+  const std::string_view publish = OnlyField(request_bytes, v1::Request::kPublishFieldNumber);
+  return publish.empty() ? publish : OnlyField(publish, v1::PublishEvent::kEventFieldNumber);
+}
 
 Result<v1::Request> ParseRequest(std::string_view bytes) {
   v1::Request request;

@@ -22,6 +22,13 @@ inline constexpr std::size_t kMaxRequestIdBytes = 128;
 // Does not keep a reference to `bytes`.
 Result<v1::Request> ParseRequest(std::string_view bytes);
 
+// Returns the bytes of the event a serialized publish Request carries, as they are in
+// `request_bytes` (so that the daemon stores the event as received without serializing it
+// again), or an empty view when the request carries no event, or carries the publish or its
+// event field more than once (protobuf merges repeated occurrences of a message field, so no
+// single span of bytes is the event it parses), or is malformed.
+std::string_view PublishedEventBytes(std::string_view request_bytes);
+
 // Returns a Reply to `request_id` acknowledging `event_id` as ACCEPTED.
 v1::Reply AcceptedReply(std::string_view request_id, std::string_view event_id);
 

@@ -198,22 +198,24 @@ Batch& Batch::operator=(Batch&&) noexcept = default;
 Batch::~Batch() = default;
 
 Status Batch::AddAccepted(const v1::Event& event, const engine::Outcome& outcome,
-                          calendar::Instant now, const v1::Timeline* timeline, int first_effect) {
-  TANDEM_RETURN_IF_ERROR(AddAcceptedRows(event, outcome, now, timeline, first_effect));
+                          calendar::Instant now, const v1::Timeline* timeline, int first_effect,
+                          std::string_view event_bytes) {
+  TANDEM_RETURN_IF_ERROR(AddAcceptedRows(event, outcome, now, timeline, first_effect, event_bytes));
   cases_.insert_or_assign(event.case_id(), outcome.state);
   return OkStatus();
 }
 
 Status Batch::AddAccepted(const v1::Event& event, engine::Outcome&& outcome, calendar::Instant now,
-                          const v1::Timeline* timeline, int first_effect) {
-  TANDEM_RETURN_IF_ERROR(AddAcceptedRows(event, outcome, now, timeline, first_effect));
+                          const v1::Timeline* timeline, int first_effect,
+                          std::string_view event_bytes) {
+  TANDEM_RETURN_IF_ERROR(AddAcceptedRows(event, outcome, now, timeline, first_effect, event_bytes));
   cases_.insert_or_assign(event.case_id(), std::move(outcome.state));
   return OkStatus();
 }
 
 Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& outcome,
-                              calendar::Instant now, const v1::Timeline* timeline,
-                              int first_effect) {
+                              calendar::Instant now, const v1::Timeline* timeline, int first_effect,
+                              std::string_view event_bytes) {
   const std::string& event_id = event.event_id();
   const std::string& case_id = event.case_id();
   if (event_id.empty()) return InvalidArgumentError("store: accepted event has no event_id");
@@ -237,7 +239,8 @@ Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& out
       const std::vector<const v1::Effect*> effects,
       ChangeEffects(outcome, timeline, first_effect, "event_id=" + event_id, &owned_effects_));
 
-  event_rows_.emplace(internal::EventKey(case_id, sequence), event.SerializeAsString());
+  event_rows_.emplace(internal::EventKey(case_id, sequence),
+                      event_bytes.empty() ? event.SerializeAsString() : std::string(event_bytes));
 
   v1::DedupeRecord dedupe;
   dedupe.set_event_id(event_id);

@@ -112,6 +112,8 @@ class Batch {
   // The change's effects are outcome.effects, unless the engine appended them to a timeline of
   // the caller's (the `into` of Engine's methods): then pass that `timeline` and the index of
   // the change's first effect in it, and the effects from there to its end are used.
+  // The event log row is `event_bytes` when not empty: the event serialized (as it was received,
+  // before the case took its facts); else `event` serialized here.
   // Returns kInvalidArgument if the event's case_id is empty, holds a 0 byte or differs from the
   // outcome's, if the event_id is empty, if the outcome's events_applied is 0, or if a timeline
   // is given while outcome.effects is not empty or `first_effect` lies outside it;
@@ -120,11 +122,13 @@ class Batch {
   // Copies what it needs, but for a `timeline`'s effects: the audit record is made from them
   // when the batch is written, so the timeline must outlive the batch's Store::Write (Commit).
   Status AddAccepted(const v1::Event& event, const engine::Outcome& outcome, calendar::Instant now,
-                     const v1::Timeline* timeline = nullptr, int first_effect = 0);
+                     const v1::Timeline* timeline = nullptr, int first_effect = 0,
+                     std::string_view event_bytes = {});
   // As above, and the batch keeps the outcome's case state by taking it (outcome.state is left
   // empty) instead of copying it, only when it returns OK.
   Status AddAccepted(const v1::Event& event, engine::Outcome&& outcome, calendar::Instant now,
-                     const v1::Timeline* timeline = nullptr, int first_effect = 0);
+                     const v1::Timeline* timeline = nullptr, int first_effect = 0,
+                     std::string_view event_bytes = {});
 
   // Adds a rejected event: a dedupe row holding `why`'s code name and message (so a retry gets
   // the same answer) and an audit record; nothing else. An event_id that is empty or longer
@@ -195,7 +199,8 @@ class Batch {
   Batch(const Store* store, uint64_t generation, uint64_t audit_sequence, uint64_t outbox_sequence);
   // AddAccepted without keeping the case state.
   Status AddAcceptedRows(const v1::Event& event, const engine::Outcome& outcome,
-                         calendar::Instant now, const v1::Timeline* timeline, int first_effect);
+                         calendar::Instant now, const v1::Timeline* timeline, int first_effect,
+                         std::string_view event_bytes);
   // Adds the outbox rows of one notification effect (AddAccepted says which).
   void AddNotification(const v1::Effect& effect, calendar::Instant now);
 

@@ -339,7 +339,7 @@ class Daemon {
     }
     switch (request->kind_case()) {
       case v1::Request::kPublish:
-        writer_->Publish(peer, *request);
+        writer_->Publish(peer, std::move(request).value(), ingest::PublishedEventBytes(body));
         return;
       case v1::Request::kRetryDelivery:
         writer_->RetryDelivery(peer, *request);

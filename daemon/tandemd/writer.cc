@@ -87,15 +87,17 @@ Result<std::optional<v1::CaseState>> Writer::ReadCase(const std::string& case_id
   return store_.GetCase(case_id);
 }
 
-void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
+void Writer::Publish(const ingest::Peer& peer, v1::Request&& request,
+                     std::string_view event_bytes) {
   if (failed() || stopping_) return;
   if (!idle_work_.empty() || !deferred_.empty()) {
-    deferred_.push_back({peer, request});
+    // The bytes are the receive buffer's: a deferred event is serialized again when applied.
+    deferred_.push_back({peer, std::move(request)});
     Throttle();
     return;
   }
   OpenTurn();
-  const v1::Event& event = request.publish().event();
+  v1::Event& event = *request.mutable_publish()->mutable_event();
   const std::string& event_id = event.event_id();
   auto reply = [&](const v1::Reply& r) {
     open_->replies.emplace_back(peer, r.SerializeAsString());
@@ -124,7 +126,7 @@ void Writer::Publish(const ingest::Peer& peer, const v1::Request& request) {
   // Only tandem links cases (the starting events of cases that a workflow opens).
   const Status why =
       event.opened_by_case().empty()
-          ? Apply(event, 0)
+          ? Apply(&event, 0, event_bytes)
           : Reject(event, InvalidArgumentError("opened_by_case is set by tandem only"));
   if (failed()) return;
   reply(why.ok() ? ingest::AcceptedReply(request.request_id(), event_id)
@@ -157,16 +159,24 @@ void Writer::RetryDelivery(const ingest::Peer& peer, const v1::Request& request)
   open_->replies.emplace_back(peer, reply.SerializeAsString());
 }
 
-Status Writer::Apply(const v1::Event& event, int depth) {
+Status Writer::Apply(v1::Event* taken, int depth, std::string_view event_bytes) {
+  const v1::Event& event = *taken;
+  // The log row is the event with its facts, which an accepted event gives to the case.
+  std::string serialized;
+  if (event_bytes.empty()) {
+    serialized = event.SerializeAsString();
+    event_bytes = serialized;
+  }
   const int first_effect = open_->timeline->effects_size();
   Result<engine::Outcome> outcome = InternalError("not applied");
   if (v1::CaseState* pending = open_->batch.MutablePendingCase(event.case_id())) {
     // The open batch's case is applied in place: the engine takes it only when it accepts, and
     // the batch takes the new state back below.
-    outcome = engines_.For(*pending).ApplyTaking(pending, event, turn_now_, open_->timeline);
+    outcome =
+        engines_.For(*pending).ApplyTaking(pending, std::move(*taken), turn_now_, open_->timeline);
     if (!outcome.ok()) return Reject(event, outcome.status());
     const Status added = open_->batch.AddAccepted(event, std::move(*outcome), turn_now_,
-                                                  open_->timeline, first_effect);
+                                                  open_->timeline, first_effect, event_bytes);
     if (!added.ok()) {
       // The store refuses only ids it cannot key, and this case's id is keyed in this very
       // batch: the batch would be left without the case, so nothing more may commit.
@@ -181,15 +191,15 @@ Status Writer::Apply(const v1::Event& event, int depth) {
       Fail(working.status().WithPrefix("reading case"));
       return failure_;
     }
-    outcome =
-        working->has_value()
-            ? engines_.For(**working).ApplyTaking(&**working, event, turn_now_, open_->timeline)
-            : engines_.Newest().Apply(nullptr, event, turn_now_, open_->timeline);
+    outcome = working->has_value()
+                  ? engines_.For(**working).ApplyTaking(&**working, std::move(*taken), turn_now_,
+                                                        open_->timeline)
+                  : engines_.Newest().Apply(nullptr, std::move(*taken), turn_now_, open_->timeline);
     if (!outcome.ok()) return Reject(event, outcome.status());
     // The store refuses what it cannot key (e.g. an id holding a 0 byte): a rejection like any
     // other; the effects left on the timeline are never used.
     const Status added = open_->batch.AddAccepted(event, std::move(*outcome), turn_now_,
-                                                  open_->timeline, first_effect);
+                                                  open_->timeline, first_effect, event_bytes);
     if (!added.ok()) return Reject(event, added);
   }
   open_->timers_changed |= !outcome->timers_set.empty() || !outcome->timers_cancelled.empty();
@@ -203,8 +213,7 @@ Status Writer::Apply(const v1::Event& event, int depth) {
 }
 
 void Writer::OpenCases(int first_effect, int depth) {
-  for (const engine::OpenedCase& next :
-       engine::CasesOpened(*open_->timeline, first_effect, depth)) {
+  for (engine::OpenedCase& next : engine::CasesOpened(*open_->timeline, first_effect, depth)) {
     if (failed()) return;
     if (!next.refused.ok()) {
       (void)Reject(next.event, next.refused);
@@ -213,7 +222,7 @@ void Writer::OpenCases(int first_effect, int depth) {
     // Its id derives from the event that opened it, which was new: it cannot have an answer
     // yet, unless this very batch already holds one (refused again as a duplicate would be).
     if (open_->batch.PendingDedupe(next.event.event_id()) != nullptr) continue;
-    (void)Apply(next.event, depth + 1);  // a refusal is recorded with the event, as any
+    (void)Apply(&next.event, depth + 1, {});  // a refusal is recorded with the event, as any
   }
 }
 
@@ -270,7 +279,7 @@ void Writer::Pump() {
     std::vector<Deferred> deferred = std::move(deferred_);
     deferred_.clear();
     for (std::size_t i = 0; i < deferred.size(); ++i) {
-      const Deferred& d = deferred[i];
+      Deferred& d = deferred[i];
       if (!deferred_.empty()) {
         // A retry_delivery waits again (for the batch before it): so does everything after it.
         deferred_.insert(deferred_.end(), std::make_move_iterator(deferred.begin() + i),
@@ -278,7 +287,7 @@ void Writer::Pump() {
         break;
       }
       if (d.request.has_publish()) {
-        Publish(d.peer, d.request);
+        Publish(d.peer, std::move(d.request));
       } else {
         RetryDelivery(d.peer, d.request);
       }

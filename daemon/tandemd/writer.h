@@ -78,9 +78,11 @@ class Writer {
   // Handles one publish request: answers a repeated event_id with DUPLICATE (the first answer,
   // from the open batch, the batch being written or the store), else applies the event to the
   // case as those hold it and adds the change (ACCEPTED) or the refusal (REJECTED) to the open
-  // batch. The reply goes out after that batch's commit.
+  // batch. The reply goes out after that batch's commit. The case takes the event's facts.
+  // `event_bytes` is the event as received (ingest::PublishedEventBytes), which the event log
+  // stores as it is; when empty, the event is serialized again.
   // REQUIRES: request.has_publish().
-  void Publish(const ingest::Peer& peer, const v1::Request& request);
+  void Publish(const ingest::Peer& peer, v1::Request&& request, std::string_view event_bytes = {});
 
   // Handles one retry_delivery request, once no batch is being written: moves the parked
   // delivery back to the outbox in the open batch and answers, after its commit, with an
@@ -149,10 +151,11 @@ class Writer {
     v1::Request request;
   };
 
-  // Applies `event` in the open batch: accepted (its rows added, then the cases its change
-  // opened applied after it, `depth` counting such openings) or refused (the refusal recorded).
+  // Applies `*event` in the open batch: accepted (its rows added, with `event_bytes` as its log
+  // row when not empty, then the cases its change opened applied after it, `depth` counting such
+  // openings) or refused (the refusal recorded). An accepted event's facts are taken.
   // Returns OK when accepted, else the reason; fails the writer when the store cannot be read.
-  Status Apply(const v1::Event& event, int depth);
+  Status Apply(v1::Event* event, int depth, std::string_view event_bytes);
   // Applies the starting events of the cases that effects from `first_effect` on opened.
   void OpenCases(int first_effect, int depth);
   // Records that `event` was refused for `why`, and returns `why`.

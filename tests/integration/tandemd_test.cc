@@ -186,7 +186,11 @@ TEST_F(TandemdTest, SameEventTwiceIsDuplicateAndStoredOnce) {
   EXPECT_EQ(Lines(again.out), (std::vector<std::string>{"e1 DUPLICATE (first ACCEPTED)"}));
   const Json view = Show(ep, "SI-1");
   ASSERT_TRUE(view.is_object());
-  EXPECT_EQ(view["events"].size(), 1u);
+  ASSERT_EQ(view["events"].size(), 1u);
+  // The log keeps the event as it was published, facts and all, though the case took them.
+  EXPECT_EQ(view["events"][0]["facts"]["became_aware_on"], "2026-12-24") << view["events"][0];
+  EXPECT_EQ(view["events"][0]["facts"]["outcome"], "seriously_harmed") << view["events"][0];
+  EXPECT_EQ(view["state"]["facts"][0]["facts"]["became_aware_on"], "2026-12-24") << view["state"];
   EXPECT_EQ(Timeline(view, "deadline", "sin_notification").size(), 1u);
 }
 

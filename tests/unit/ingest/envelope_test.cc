@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 
 namespace tandem::ingest {
 namespace {
@@ -41,6 +42,60 @@ TEST(ParseRequest, LeavesARequestWithoutAKindToTheCaller) {
   Result<v1::Request> parsed = ParseRequest(request.SerializeAsString());
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->kind_case(), v1::Request::KIND_NOT_SET);
+}
+
+// A publish request whose event has facts, a timestamp and an unknown field of a newer
+// publisher, with the request's own fields before and after the publish.
+v1::Request PublishRequest() {
+  v1::Request request;
+  request.set_request_id("r-1");
+  v1::Event* event = request.mutable_publish()->mutable_event();
+  event->set_event_id("e-1");
+  event->set_case_id("SI-1");
+  event->set_type("incident.reported");
+  event->mutable_occurred_at()->set_seconds(1798106400);
+  (*event->mutable_facts()->mutable_fields())["became_aware_on"].set_string_value("2026-12-24");
+  (*event->mutable_facts()->mutable_fields())["count"].set_number_value(3);
+  event->GetReflection()->MutableUnknownFields(event)->AddVarint(99, 7);
+  return request;
+}
+
+TEST(PublishedEventBytes, AreTheEventAsItWasSerializedInTheRequest) {
+  const v1::Request request = PublishRequest();
+  const std::string bytes = request.SerializeAsString();
+  const std::string_view event = PublishedEventBytes(bytes);
+  EXPECT_EQ(event, request.publish().event().SerializeAsString());
+  // A view into the request's own bytes, not a copy.
+  EXPECT_GE(event.data(), bytes.data());
+  EXPECT_LE(event.data() + event.size(), bytes.data() + bytes.size());
+  v1::Event parsed;
+  ASSERT_TRUE(parsed.ParseFromArray(event.data(), static_cast<int>(event.size())));
+  EXPECT_EQ(parsed.facts().fields().at("became_aware_on").string_value(), "2026-12-24");
+  EXPECT_EQ(parsed.GetReflection()->GetUnknownFields(parsed).field_count(), 1);
+}
+
+TEST(PublishedEventBytes, AreEmptyWhenNoSingleSpanIsTheEvent) {
+  // No publish at all, and a publish without an event.
+  v1::Request query;
+  query.set_request_id("r-2");
+  query.mutable_query_case()->set_case_id("SI-1");
+  EXPECT_TRUE(PublishedEventBytes(query.SerializeAsString()).empty());
+  v1::Request bare;
+  bare.set_request_id("r-3");
+  bare.mutable_publish();
+  EXPECT_TRUE(PublishedEventBytes(bare.SerializeAsString()).empty());
+  // The publish field twice: protobuf merges the two, so neither span alone is the event.
+  v1::Request second;
+  second.mutable_publish()->mutable_event()->set_case_id("SI-2");
+  const std::string twice = PublishRequest().SerializeAsString() + second.SerializeAsString();
+  Result<v1::Request> merged = ParseRequest(twice);
+  ASSERT_TRUE(merged.ok()) << merged.status().ToString();
+  EXPECT_EQ(merged->publish().event().event_id(), "e-1");
+  EXPECT_EQ(merged->publish().event().case_id(), "SI-2");
+  EXPECT_TRUE(PublishedEventBytes(twice).empty());
+  // Truncated bytes.
+  const std::string whole = PublishRequest().SerializeAsString();
+  EXPECT_TRUE(PublishedEventBytes(std::string_view(whole).substr(0, whole.size() - 3)).empty());
 }
 
 TEST(Replies, RejectedCarriesTheCodeNameAndReason) {
