@@ -6,7 +6,6 @@
 #include <optional>
 
 #include "daemon/engine/internal/facts.h"
-#include "daemon/engine/internal/timer_diff.h"
 
 // How a change is made. Every change (an event applied, a timer fired) runs in two phases:
 //   1. Plan, on the case as it is (const): every check that can reject, and every computation
@@ -414,7 +413,7 @@ class Change {
  public:
   Change(const Workflow& wf, v1::CaseState* state, Instant now, std::string cause,
          std::string event_type, std::vector<Computed> plan, v1::Timeline* into, Outcome* outcome,
-         internal::TimerDiff* diff)
+         TimerDiff* diff)
       : wf_(wf),
         state_(state),
         into_(into),
@@ -756,7 +755,7 @@ class Change {
         if (t.id() > old_next_id) diff_->set.push_back({ToInstant(t.due_at()), t.id()});
       }
     }
-    for (const internal::TimerRef& t : dropped_refs_) {
+    for (const TimerRef& t : dropped_refs_) {
       if (t.id <= old_next_id && t.id != fired_timer) diff_->cancelled.push_back(t);
     }
   }
@@ -794,7 +793,7 @@ class Change {
   // Where the effects go: the caller's timeline, else outcome_->effects.
   v1::Timeline* const into_;
   Outcome* const outcome_;
-  internal::TimerDiff* const diff_;
+  TimerDiff* const diff_;
   const Instant now_;
   const std::string cause_;
   const std::string event_type_;
@@ -803,7 +802,7 @@ class Change {
   int notified_ = 0;
   // Timers removed by DropTimers, for Finish's diff: for an Outcome, else for `diff_`.
   std::vector<v1::Timer> dropped_;
-  std::vector<internal::TimerRef> dropped_refs_;
+  std::vector<TimerRef> dropped_refs_;
 };
 
 // Returns the workflow version `state` runs, or kFailedPrecondition if it is not loaded.
@@ -1057,7 +1056,7 @@ Result<Outcome> Engine::ApplyTo(v1::CaseState* current, const v1::Event& event, 
 
 Status Engine::ApplyInPlace(v1::CaseState* current, v1::CaseState* fresh, const v1::Event& event,
                             v1::Event* take, Instant now, v1::Timeline* into,
-                            internal::TimerDiff* diff) const {
+                            TimerDiff* diff) const {
   return ApplyChange(current, event, take, now, into,
                      {current != nullptr ? current : fresh, nullptr, diff});
 }
@@ -1226,7 +1225,7 @@ Result<Outcome> Engine::FireTaking(v1::CaseState* current, uint64_t timer_id, In
 }
 
 Status Engine::FireInPlace(v1::CaseState* current, uint64_t timer_id, Instant now,
-                           v1::Timeline* into, internal::TimerDiff* diff) const {
+                           v1::Timeline* into, TimerDiff* diff) const {
   TANDEM_CHECK(current != nullptr);  // REQUIRES in the header
   return FireChange(current, timer_id, now, into, {current, nullptr, diff});
 }

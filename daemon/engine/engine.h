@@ -13,9 +13,6 @@
 #include "proto/tandem/v1/event.pb.h"
 
 namespace tandem::engine {
-namespace internal {
-struct TimerDiff;  // internal/timer_diff.h
-}  // namespace internal
 
 // What applying one event or firing one timer produced.
 struct Outcome {
@@ -28,6 +25,18 @@ struct Outcome {
   // fired is in neither). The daemon mirrors these in its timer index.
   std::vector<v1::Timer> timers_set;
   std::vector<v1::Timer> timers_cancelled;
+};
+
+// A change's pending-timer diff, as Outcome::timers_set and timers_cancelled say it, for a
+// caller that changes its cases in place (Engine::ApplyInPlace): the due instant and id of each
+// timer. The timers themselves are in the case (DeadlineInstance::timers).
+struct TimerRef {
+  calendar::Instant due;
+  uint64_t id;
+};
+struct TimerDiff {
+  std::vector<TimerRef> set;
+  std::vector<TimerRef> cancelled;
 };
 
 // Limits of the envelope (shared/domain/events.md).
@@ -89,30 +98,31 @@ class Engine {
   Result<Outcome> FireTaking(v1::CaseState* current, uint64_t timer_id, calendar::Instant now,
                              v1::Timeline* into = nullptr) const;
 
+  // As ApplyTaking, for a caller that keeps its cases where they live (the simulator's map, the
+  // daemon's batches, on their own arenas): the change is made to `*current` itself, or to
+  // `*fresh` when `current` is null (a new case), the case's record of the event's facts takes
+  // them from `*take` when it is not null (it must be `event` itself), and `*diff` is set to the
+  // change's timer diff. Moving a case out and back, and copying the timers an Outcome lists,
+  // cost more than such a caller needs. Errors as Apply; on an error nothing changes.
+  // REQUIRES: into != nullptr; diff != nullptr; `*fresh` is empty when used.
+  Status ApplyInPlace(v1::CaseState* current, v1::CaseState* fresh, const v1::Event& event,
+                      v1::Event* take, calendar::Instant now, v1::Timeline* into,
+                      TimerDiff* diff) const;
+  // As FireTaking, in place as ApplyInPlace. REQUIRES: current, into and diff are not null.
+  Status FireInPlace(v1::CaseState* current, uint64_t timer_id, calendar::Instant now,
+                     v1::Timeline* into, TimerDiff* diff) const;
+
   const WorkflowSet& workflows() const { return workflows_; }
   const calendar::WorkingDayCalendar& calendar() const { return calendar_; }
 
  private:
-  // The simulator changes its cases in place instead of taking them out and putting back what an
-  // Outcome returns: each such move of a case, and the copies of the timers an Outcome lists,
-  // cost more than the index needs, which is the timers' due instants and ids.
-  friend class Simulator;
   // Where a change is made: to `*state` (the case itself, an empty case for a new one, or
   // outcome->state), with its timer diff in `*outcome` or, when that is null, in `*diff`.
   struct Target {
     v1::CaseState* state;
     Outcome* outcome;
-    internal::TimerDiff* diff;
+    TimerDiff* diff;
   };
-
-  // As ApplyTaking and FireTaking, but the change is made to `*current` itself, or to `*fresh`
-  // when `current` is null (a new case), and `*diff` is set to its timer diff. On an error
-  // nothing changes. REQUIRES: into != nullptr; `*fresh` is empty.
-  Status ApplyInPlace(v1::CaseState* current, v1::CaseState* fresh, const v1::Event& event,
-                      v1::Event* take, calendar::Instant now, v1::Timeline* into,
-                      internal::TimerDiff* diff) const;
-  Status FireInPlace(v1::CaseState* current, uint64_t timer_id, calendar::Instant now,
-                     v1::Timeline* into, internal::TimerDiff* diff) const;
 
   // Apply and ApplyTaking: `current` is null for a new case, and taken only on success, as are
   // the facts of `take` (null, or `event` itself).

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "daemon/engine/engine.h"
-#include "daemon/engine/internal/timer_diff.h"
 
 namespace tandem::engine {
 
@@ -126,7 +125,7 @@ class Simulator {
   // The case a starting event makes, until it is accepted (empty between calls).
   v1::CaseState fresh_;
   // The timer diff of the latest change (reused: it keeps its capacity).
-  internal::TimerDiff diff_;
+  TimerDiff diff_;
   // The earliest is begin().
   std::set<TimerKey, TimerOrder> timers_;
 };

@@ -99,6 +99,19 @@ Status Parse(const rocksdb::Slice& bytes, M* out, const std::string& what) {
 
 bool HasZeroByte(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
+// Returns the effects of `timeline` from `first` on. `what` names the change for the error.
+Result<std::vector<const v1::Effect*>> TimelineEffects(const v1::Timeline& timeline, int first,
+                                                       const std::string& what) {
+  if (first < 0 || first > timeline.effects_size()) {
+    return InvalidArgumentError("store: " + what + ": first effect " + std::to_string(first) +
+                                " lies outside the timeline's " +
+                                std::to_string(timeline.effects_size()) + " effects");
+  }
+  std::vector<const v1::Effect*> effects;
+  for (int i = first; i < timeline.effects_size(); ++i) effects.push_back(&timeline.effects(i));
+  return effects;
+}
+
 // Returns the effects of one change: copies of outcome.effects kept in `owned` (the outcome
 // may be gone when the batch is written), or `timeline`'s from `first` on when the engine
 // appended them there. `what` names the change for the error.
@@ -106,8 +119,8 @@ Result<std::vector<const v1::Effect*>> ChangeEffects(const engine::Outcome& outc
                                                      const v1::Timeline* timeline, int first,
                                                      const std::string& what,
                                                      std::deque<v1::Effect>* owned) {
-  std::vector<const v1::Effect*> effects;
   if (timeline == nullptr) {
+    std::vector<const v1::Effect*> effects;
     for (const auto& effect : outcome.effects) effects.push_back(&owned->emplace_back(effect));
     return effects;
   }
@@ -115,13 +128,17 @@ Result<std::vector<const v1::Effect*>> ChangeEffects(const engine::Outcome& outc
     return InvalidArgumentError("store: " + what +
                                 ": effects both in the outcome and in a timeline");
   }
-  if (first < 0 || first > timeline->effects_size()) {
-    return InvalidArgumentError("store: " + what + ": first effect " + std::to_string(first) +
-                                " lies outside the timeline's " +
-                                std::to_string(timeline->effects_size()) + " effects");
+  return TimelineEffects(*timeline, first, what);
+}
+
+// Returns the pending timer `id` of `state`, or nullptr.
+const v1::Timer* FindTimer(const v1::CaseState& state, uint64_t id) {
+  for (const v1::DeadlineInstance& deadline : state.deadlines()) {
+    for (const v1::Timer& timer : deadline.timers()) {
+      if (timer.id() == id) return &timer;
+    }
   }
-  for (int i = first; i < timeline->effects_size(); ++i) effects.push_back(&timeline->effects(i));
-  return effects;
+  return nullptr;
 }
 
 // Reads the pid a lock holder wrote, for the error message.
@@ -197,25 +214,7 @@ Batch::Batch(Batch&&) noexcept = default;
 Batch& Batch::operator=(Batch&&) noexcept = default;
 Batch::~Batch() = default;
 
-Status Batch::AddAccepted(const v1::Event& event, const engine::Outcome& outcome,
-                          calendar::Instant now, const v1::Timeline* timeline, int first_effect,
-                          std::string_view event_bytes) {
-  TANDEM_RETURN_IF_ERROR(AddAcceptedRows(event, outcome, now, timeline, first_effect, event_bytes));
-  cases_.insert_or_assign(event.case_id(), outcome.state);
-  return OkStatus();
-}
-
-Status Batch::AddAccepted(const v1::Event& event, engine::Outcome&& outcome, calendar::Instant now,
-                          const v1::Timeline* timeline, int first_effect,
-                          std::string_view event_bytes) {
-  TANDEM_RETURN_IF_ERROR(AddAcceptedRows(event, outcome, now, timeline, first_effect, event_bytes));
-  cases_.insert_or_assign(event.case_id(), std::move(outcome.state));
-  return OkStatus();
-}
-
-Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& outcome,
-                              calendar::Instant now, const v1::Timeline* timeline, int first_effect,
-                              std::string_view event_bytes) {
+Status Batch::CheckAccepted(const v1::Event& event, const v1::CaseState& state) const {
   const std::string& event_id = event.event_id();
   const std::string& case_id = event.case_id();
   if (event_id.empty()) return InvalidArgumentError("store: accepted event has no event_id");
@@ -223,22 +222,72 @@ Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& out
     return InvalidArgumentError("store: event_id=" + event_id +
                                 ": case_id is empty or holds a 0 byte");
   }
-  if (outcome.state.case_id() != case_id) {
+  if (state.case_id() != case_id) {
     return InvalidArgumentError("store: event_id=" + event_id + ": the outcome is for case '" +
-                                outcome.state.case_id() + "', not '" + case_id + "'");
+                                state.case_id() + "', not '" + case_id + "'");
   }
-  const uint64_t sequence = outcome.state.events_applied();
-  if (sequence == 0) {
+  if (state.events_applied() == 0) {
     return InvalidArgumentError("store: event_id=" + event_id +
                                 ": the outcome's case has events_applied 0");
   }
   if (dedupe_.count(event_id) != 0) {
     return AlreadyExistsError("store: event_id=" + event_id + " is already in this batch");
   }
-  TANDEM_ASSIGN_OR_RETURN(
-      const std::vector<const v1::Effect*> effects,
-      ChangeEffects(outcome, timeline, first_effect, "event_id=" + event_id, &owned_effects_));
+  return OkStatus();
+}
 
+Status Batch::AddAccepted(const v1::Event& event, const engine::Outcome& outcome,
+                          calendar::Instant now, const v1::Timeline* timeline, int first_effect,
+                          std::string_view event_bytes) {
+  TANDEM_RETURN_IF_ERROR(CheckAccepted(event, outcome.state));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<const v1::Effect*> effects,
+                          ChangeEffects(outcome, timeline, first_effect,
+                                        "event_id=" + event.event_id(), &owned_effects_));
+  AddTimers(outcome);
+  AddAcceptedRows(event, outcome.state, effects, now, event_bytes);
+  *CaseSlot(event.case_id()) = outcome.state;
+  return OkStatus();
+}
+
+Status Batch::AddAcceptedInPlace(const v1::Event& event, v1::CaseState* state,
+                                 const engine::TimerDiff& diff, calendar::Instant now,
+                                 const v1::Timeline& timeline, int first_effect,
+                                 std::string_view event_bytes) {
+  TANDEM_RETURN_IF_ERROR(CheckAccepted(event, *state));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<const v1::Effect*> effects,
+                          TimelineEffects(timeline, first_effect, "event_id=" + event.event_id()));
+  const std::string& case_id = event.case_id();
+  for (const engine::TimerRef& t : diff.cancelled) {
+    DeleteTimer(internal::TimerKey(t.due, case_id, t.id));
+  }
+  for (const engine::TimerRef& t : diff.set) {
+    const v1::Timer* timer = FindTimer(*state, t.id);
+    // The diff lists the timers the change left pending in the case.
+    TANDEM_CHECK(timer != nullptr);
+    timer_rows_.insert_or_assign(internal::TimerKey(t.due, case_id, t.id),
+                                 timer->SerializeAsString());
+  }
+  AddAcceptedRows(event, *state, effects, now, event_bytes);
+  cases_.insert_or_assign(case_id, state);
+  return OkStatus();
+}
+
+v1::CaseState* Batch::NewCaseState() {
+  return google::protobuf::Arena::CreateMessage<v1::CaseState>(arena_.get());
+}
+
+v1::CaseState* Batch::CaseSlot(const std::string& case_id) {
+  v1::CaseState*& slot = cases_[case_id];
+  if (slot == nullptr) slot = NewCaseState();
+  return slot;
+}
+
+void Batch::AddAcceptedRows(const v1::Event& event, const v1::CaseState& state,
+                            const std::vector<const v1::Effect*>& effects, calendar::Instant now,
+                            std::string_view event_bytes) {
+  const std::string& event_id = event.event_id();
+  const std::string& case_id = event.case_id();
+  const uint64_t sequence = state.events_applied();
   event_rows_.emplace(internal::EventKey(case_id, sequence),
                       event_bytes.empty() ? event.SerializeAsString() : std::string(event_bytes));
 
@@ -248,11 +297,11 @@ Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& out
   v1::AcceptedEvent* accepted = dedupe.mutable_accepted();
   accepted->set_event_type(event.type());
   accepted->set_case_sequence(sequence);
-  accepted->set_state(outcome.state.state());
+  accepted->set_state(state.state());
   *dedupe.mutable_committed_at() = engine::ToTimestamp(now);
   dedupe_rows_.emplace(internal::DedupeKey(event_id), dedupe.SerializeAsString());
 
-  AddOutcome(outcome, effects, now);
+  AddNotifications(effects, now);
 
   v1::AuditRecord audit;
   *audit.mutable_at() = engine::ToTimestamp(now);
@@ -263,7 +312,6 @@ Status Batch::AddAcceptedRows(const v1::Event& event, const engine::Outcome& out
 
   dedupe_.insert_or_assign(event_id, std::move(dedupe));
   ++changes_;
-  return OkStatus();
 }
 
 Status Batch::AddRejected(const v1::Event& event, const Status& why, calendar::Instant now) {
@@ -312,7 +360,8 @@ Status Batch::AddFired(uint64_t timer_id, const v1::Timer& timer, const engine::
                           ChangeEffects(outcome, timeline, first_effect,
                                         "timer " + std::to_string(timer_id), &owned_effects_));
   DeleteTimer(internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer_id));
-  AddOutcome(outcome, effects, now);
+  AddTimers(outcome);
+  AddNotifications(effects, now);
 
   v1::AuditRecord audit;
   *audit.mutable_at() = engine::ToTimestamp(now);
@@ -322,7 +371,7 @@ Status Batch::AddFired(uint64_t timer_id, const v1::Timer& timer, const engine::
   *fired->mutable_timer() = timer;
   fired->set_state(outcome.state.state());
   AddAudit(std::move(audit), effects);
-  cases_.insert_or_assign(case_id, outcome.state);
+  *CaseSlot(case_id) = outcome.state;
   ++changes_;
   return OkStatus();
 }
@@ -387,12 +436,12 @@ Status Batch::MoveToDeadLetter(uint64_t sequence, std::string_view error, calend
 
 const v1::CaseState* Batch::PendingCase(std::string_view case_id) const {
   const auto it = cases_.find(case_id);
-  return it == cases_.end() ? nullptr : &it->second;
+  return it == cases_.end() ? nullptr : it->second;
 }
 
 v1::CaseState* Batch::MutablePendingCase(std::string_view case_id) {
   const auto it = cases_.find(case_id);
-  return it == cases_.end() ? nullptr : &it->second;
+  return it == cases_.end() ? nullptr : it->second;
 }
 
 const v1::DedupeRecord* Batch::PendingDedupe(std::string_view event_id) const {
@@ -446,7 +495,7 @@ void Batch::DeleteTimer(std::string key) {
 void Batch::PutRows() {
   const auto& h = store_->handles_;
   for (const auto& [case_id, state] : cases_) {
-    batch_->Put(h[Cf::kCases], internal::CaseKey(case_id), state.SerializeAsString());
+    batch_->Put(h[Cf::kCases], internal::CaseKey(case_id), state->SerializeAsString());
   }
   for (const auto& [key, value] : event_rows_) batch_->Put(h[Cf::kEvents], key, value);
   for (const auto& [key, value] : dedupe_rows_) batch_->Put(h[Cf::kDedupe], key, value);
@@ -459,12 +508,8 @@ void Batch::PutRows() {
   }
 }
 
-void Batch::AddOutcome(const engine::Outcome& outcome,
-                       const std::vector<const v1::Effect*>& effects, calendar::Instant now) {
+void Batch::AddTimers(const engine::Outcome& outcome) {
   const std::string& case_id = outcome.state.case_id();
-  // The case's row is written once per batch, from cases_, when the batch is written.
-  // Deletions first: a later write to the same key wins inside a WriteBatch, and timer ids are
-  // never reused, so no key is both cancelled and set by one outcome.
   for (const auto& timer : outcome.timers_cancelled) {
     DeleteTimer(internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer.id()));
   }
@@ -473,6 +518,9 @@ void Batch::AddOutcome(const engine::Outcome& outcome,
         internal::TimerKey(engine::ToInstant(timer.due_at()), case_id, timer.id()),
         timer.SerializeAsString());
   }
+}
+
+void Batch::AddNotifications(const std::vector<const v1::Effect*>& effects, calendar::Instant now) {
   for (const v1::Effect* effect : effects) {
     if (effect->kind_case() == v1::Effect::kNotification) AddNotification(*effect, now);
   }
@@ -772,15 +820,21 @@ Status Store::LoadCounters() {
 // Store: reads
 
 Result<std::optional<v1::CaseState>> Store::GetCase(std::string_view case_id) const {
-  std::string value;
+  v1::CaseState state;
+  TANDEM_ASSIGN_OR_RETURN(const bool found, ReadCase(case_id, &state));
+  if (!found) return std::optional<v1::CaseState>();
+  return std::optional<v1::CaseState>(std::move(state));
+}
+
+Result<bool> Store::ReadCase(std::string_view case_id, v1::CaseState* into) const {
+  rocksdb::PinnableSlice value;
   const rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), handles_[Cf::kCases], internal::CaseKey(case_id), &value);
-  if (s.IsNotFound()) return std::optional<v1::CaseState>();
+  if (s.IsNotFound()) return false;
   const std::string what = "store " + dir_.string() + ": case '" + std::string(case_id) + "'";
   TANDEM_RETURN_IF_ERROR(FromRocks(s, what));
-  v1::CaseState state;
-  TANDEM_RETURN_IF_ERROR(Parse(value, &state, what));
-  return std::optional<v1::CaseState>(std::move(state));
+  TANDEM_RETURN_IF_ERROR(Parse(value, into, what));
+  return true;
 }
 
 Result<std::optional<v1::DedupeRecord>> Store::GetDedupe(std::string_view event_id) const {

@@ -28,6 +28,8 @@
 // the stored bytes. The newest (sequence, hash) is also kept
 // in meta "audit_head" in the same write, so deleting records at the tail is detected too.
 
+#include <google/protobuf/arena.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -124,11 +126,22 @@ class Batch {
   Status AddAccepted(const v1::Event& event, const engine::Outcome& outcome, calendar::Instant now,
                      const v1::Timeline* timeline = nullptr, int first_effect = 0,
                      std::string_view event_bytes = {});
-  // As above, and the batch keeps the outcome's case state by taking it (outcome.state is left
-  // empty) instead of copying it, only when it returns OK.
-  Status AddAccepted(const v1::Event& event, engine::Outcome&& outcome, calendar::Instant now,
-                     const v1::Timeline* timeline = nullptr, int first_effect = 0,
-                     std::string_view event_bytes = {});
+
+  // As AddAccepted, for a change the engine made in place (Engine::ApplyInPlace) to `*state`,
+  // a case state of this batch's own: MutablePendingCase's, or NewCaseState's, which the batch
+  // then keeps as the case's. `diff` is the change's timer diff; the timers it set are read
+  // from `*state`. The effects are `timeline`'s from `first_effect` on.
+  // Errors as AddAccepted; on an error nothing is added (a NewCaseState stays unused).
+  Status AddAcceptedInPlace(const v1::Event& event, v1::CaseState* state,
+                            const engine::TimerDiff& diff, calendar::Instant now,
+                            const v1::Timeline& timeline, int first_effect,
+                            std::string_view event_bytes = {});
+
+  // Returns an empty case state on the batch's arena, for a case the batch does not hold: the
+  // caller fills it (Store::ReadCase, a copy of the case from the batch being written, or the
+  // engine's new case) and hands it to AddAcceptedInPlace. One never handed over is freed with
+  // the batch. Case states on the arena are freed all at once, with no walk over their fields.
+  v1::CaseState* NewCaseState();
 
   // Adds a rejected event: a dedupe row holding `why`'s code name and message (so a retry gets
   // the same answer) and an audit record; nothing else. An event_id that is empty or longer
@@ -177,9 +190,8 @@ class Batch {
   // Returns the newest case state this batch holds for `case_id`, or nullptr when it changed
   // no such case. The pointer is valid until the batch is next changed, moved or destroyed.
   const v1::CaseState* PendingCase(std::string_view case_id) const;
-  // As PendingCase, for the writer to apply the next event in place (Engine::ApplyTaking).
-  // Whatever it leaves there is what the batch holds for the case: after a successful
-  // ApplyTaking, the caller must AddAccepted the outcome (it took the state out).
+  // As PendingCase, for the writer to apply the next event in place (Engine::ApplyInPlace, then
+  // AddAcceptedInPlace): whatever it leaves there is what the batch holds for the case.
   v1::CaseState* MutablePendingCase(std::string_view case_id);
   // Returns the answer this batch holds for `event_id`, or nullptr. Valid as PendingCase.
   const v1::DedupeRecord* PendingDedupe(std::string_view event_id) const;
@@ -197,10 +209,17 @@ class Batch {
  private:
   friend class Store;
   Batch(const Store* store, uint64_t generation, uint64_t audit_sequence, uint64_t outbox_sequence);
-  // AddAccepted without keeping the case state.
-  Status AddAcceptedRows(const v1::Event& event, const engine::Outcome& outcome,
-                         calendar::Instant now, const v1::Timeline* timeline, int first_effect,
-                         std::string_view event_bytes);
+  // The checks of AddAccepted: the event and its case's new `state`.
+  Status CheckAccepted(const v1::Event& event, const v1::CaseState& state) const;
+  // The rows of an accepted event, checked: its log, dedupe, outbox and audit rows.
+  void AddAcceptedRows(const v1::Event& event, const v1::CaseState& state,
+                       const std::vector<const v1::Effect*>& effects, calendar::Instant now,
+                       std::string_view event_bytes);
+  // The timer rows of `outcome`: deletions of its cancelled timers, rows of those it set.
+  void AddTimers(const engine::Outcome& outcome);
+  void AddNotifications(const std::vector<const v1::Effect*>& effects, calendar::Instant now);
+  // Returns the batch's state of `case_id`, a new empty one when it holds none.
+  v1::CaseState* CaseSlot(const std::string& case_id);
   // Adds the outbox rows of one notification effect (AddAccepted says which).
   void AddNotification(const v1::Effect& effect, calendar::Instant now);
 
@@ -215,10 +234,6 @@ class Batch {
   // Store::Write's part: adds the rows of cases_ (each case as the batch holds it now) and of
   // the *_rows_ maps, in key order.
   void PutRows();
-  // Adds the case state, timer and outbox rows `outcome` and its `effects` call for (the caller
-  // keeps the state in cases_).
-  void AddOutcome(const engine::Outcome& outcome, const std::vector<const v1::Effect*>& effects,
-                  calendar::Instant now);
   // Returns outbox record `sequence` as this batch leaves it.
   Result<v1::OutboxRecord> FindOutbox(uint64_t sequence) const;
 
@@ -234,8 +249,9 @@ class Batch {
   uint64_t outbox_sequence_;
   uint64_t first_outbox_sequence_;  // outbox_sequence_ when the batch was made
   std::size_t changes_ = 0;
-  // The newest state of every case the batch changed: its row is written from here.
-  std::map<std::string, v1::CaseState, std::less<>> cases_;
+  // The newest state of every case the batch changed, on arena_: its row is written from here.
+  std::unique_ptr<google::protobuf::Arena> arena_ = std::make_unique<google::protobuf::Arena>();
+  std::map<std::string, v1::CaseState*, std::less<>> cases_;
   // Rows added in key order when the batch is written: RocksDB's memtable takes keys in order
   // far faster than in arrival order (its skip list starts each search where the last insert
   // ended). A timer's row is nullopt when the batch deletes it.
@@ -284,6 +300,9 @@ class Store {
 
   // Returns the case, or nullopt if there is none.
   Result<std::optional<v1::CaseState>> GetCase(std::string_view case_id) const;
+  // As GetCase, parsing the case into `*into` (which may live on an arena); returns whether
+  // there is one (`*into` is then unchanged).
+  Result<bool> ReadCase(std::string_view case_id, v1::CaseState* into) const;
   // Returns the first answer recorded for `event_id`, or nullopt.
   Result<std::optional<v1::DedupeRecord>> GetDedupe(std::string_view event_id) const;
   // Returns the case's accepted events in the order they were applied (empty for no case).

@@ -78,13 +78,14 @@ const v1::DedupeRecord* Writer::PendingDedupe(const std::string& event_id) const
   return writing_.has_value() ? writing_->batch.PendingDedupe(event_id) : nullptr;
 }
 
-Result<std::optional<v1::CaseState>> Writer::ReadCase(const std::string& case_id) const {
+Result<bool> Writer::ReadCase(const std::string& case_id, v1::CaseState* into) const {
   if (writing_.has_value()) {
     if (const v1::CaseState* written = writing_->batch.PendingCase(case_id)) {
-      return std::optional<v1::CaseState>(*written);
+      into->CopyFrom(*written);
+      return true;
     }
   }
-  return store_.GetCase(case_id);
+  return store_.ReadCase(case_id, into);
 }
 
 void Writer::Publish(const ingest::Peer& peer, v1::Request&& request,
@@ -168,45 +169,44 @@ Status Writer::Apply(v1::Event* taken, int depth, std::string_view event_bytes) 
     event_bytes = serialized;
   }
   const int first_effect = open_->timeline->effects_size();
-  Result<engine::Outcome> outcome = InternalError("not applied");
-  if (v1::CaseState* pending = open_->batch.MutablePendingCase(event.case_id())) {
-    // The open batch's case is applied in place: the engine takes it only when it accepts, and
-    // the batch takes the new state back below.
-    outcome =
-        engines_.For(*pending).ApplyTaking(pending, std::move(*taken), turn_now_, open_->timeline);
-    if (!outcome.ok()) return Reject(event, outcome.status());
-    const Status added = open_->batch.AddAccepted(event, std::move(*outcome), turn_now_,
-                                                  open_->timeline, first_effect, event_bytes);
-    if (!added.ok()) {
-      // The store refuses only ids it cannot key, and this case's id is keyed in this very
-      // batch: the batch would be left without the case, so nothing more may commit.
-      Fail(added.WithPrefix("adding an event to a case of the open batch"));
+  store::Batch& batch = open_->batch;
+  // The engine changes the case where the open batch holds it; a case the batch does not hold
+  // yet is read into a state of the batch's own first (from the batch being written, else the
+  // store), or made there when the event starts it.
+  v1::CaseState* state = batch.MutablePendingCase(event.case_id());
+  const bool held = state != nullptr;
+  bool exists = held;
+  if (!held) {
+    state = batch.NewCaseState();
+    Result<bool> read = ReadCase(event.case_id(), state);
+    if (!read.ok()) {
+      Fail(read.status().WithPrefix("reading case"));
       return failure_;
     }
-  } else {
-    // The case as the batch being written left it, else as committed; a working copy the
-    // engine may take.
-    auto working = ReadCase(event.case_id());
-    if (!working.ok()) {
-      Fail(working.status().WithPrefix("reading case"));
-      return failure_;
-    }
-    outcome = working->has_value()
-                  ? engines_.For(**working).ApplyTaking(&**working, std::move(*taken), turn_now_,
-                                                        open_->timeline)
-                  : engines_.Newest().Apply(nullptr, std::move(*taken), turn_now_, open_->timeline);
-    if (!outcome.ok()) return Reject(event, outcome.status());
-    // The store refuses what it cannot key (e.g. an id holding a 0 byte): a rejection like any
-    // other; the effects left on the timeline are never used.
-    const Status added = open_->batch.AddAccepted(event, std::move(*outcome), turn_now_,
-                                                  open_->timeline, first_effect, event_bytes);
-    if (!added.ok()) return Reject(event, added);
+    exists = *read;
   }
-  open_->timers_changed |= !outcome->timers_set.empty() || !outcome->timers_cancelled.empty();
+  engine::TimerDiff diff;
+  const Status applied = exists
+                             ? engines_.For(*state).ApplyInPlace(state, nullptr, event, taken,
+                                                                 turn_now_, open_->timeline, &diff)
+                             : engines_.Newest().ApplyInPlace(nullptr, state, event, taken,
+                                                              turn_now_, open_->timeline, &diff);
+  if (!applied.ok()) return Reject(event, applied);
+  const Status added = batch.AddAcceptedInPlace(event, state, diff, turn_now_, *open_->timeline,
+                                                first_effect, event_bytes);
+  if (!added.ok()) {
+    // The store refuses only ids it cannot key (e.g. one holding a 0 byte): a rejection like any
+    // other, the effects left on the timeline never used. A case of the open batch, though, is
+    // keyed in this very batch, which now holds it changed without its rows: nothing more may
+    // commit.
+    if (!held) return Reject(event, added);
+    Fail(added.WithPrefix("adding an event to a case of the open batch"));
+    return failure_;
+  }
+  open_->timers_changed |= !diff.set.empty() || !diff.cancelled.empty();
   std::optional<calendar::Instant>& earliest = open_->earliest_timer_set;
-  for (const v1::Timer& t : outcome->timers_set) {
-    const calendar::Instant due = engine::ToInstant(t.due_at());
-    if (!earliest.has_value() || due < *earliest) earliest = due;
+  for (const engine::TimerRef& t : diff.set) {
+    if (!earliest.has_value() || t.due < *earliest) earliest = t.due;
   }
   OpenCases(first_effect, depth);
   return OkStatus();

@@ -160,9 +160,10 @@ class Writer {
   void OpenCases(int first_effect, int depth);
   // Records that `event` was refused for `why`, and returns `why`.
   Status Reject(const v1::Event& event, const Status& why);
-  // The case as the batch being written or the store has it (the open batch's is applied in
-  // place), and the first answer as the open batch or the batch being written has it.
-  Result<std::optional<v1::CaseState>> ReadCase(const std::string& case_id) const;
+  // Reads the case as the batch being written or the store has it (the open batch's is applied
+  // in place) into `*into`; returns whether there is one. And the first answer as the open batch
+  // or the batch being written has it.
+  Result<bool> ReadCase(const std::string& case_id, v1::CaseState* into) const;
   const v1::DedupeRecord* PendingDedupe(const std::string& event_id) const;
 
   // Opens a batch (with its instant and timeline) when there is none.
