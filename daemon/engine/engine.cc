@@ -444,7 +444,8 @@ class Change {
     v1::FactRecord* r = records->Add();
     r->set_event_type(event.type());
     r->set_event_id(event.event_id());
-    if (take != nullptr) {
+    // A swap between messages of different arenas would copy both ways: copy once instead.
+    if (take != nullptr && take->GetArena() == r->GetArena()) {
       r->mutable_facts()->Swap(take->mutable_facts());
     } else {
       *r->mutable_facts() = event.facts();

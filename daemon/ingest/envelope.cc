@@ -66,21 +66,26 @@ std::string_view PublishedEventBytes(std::string_view request_bytes) {
 
 Result<v1::Request> ParseRequest(std::string_view bytes) {
   v1::Request request;
+  TANDEM_RETURN_IF_ERROR(ParseRequest(bytes, &request));
+  return request;
+}
+
+Status ParseRequest(std::string_view bytes, v1::Request* into) {
   // ParseFromArray takes an int size; a body longer than INT_MAX cannot be a valid Request (the
   // router's maximum message size is far below it anyway).
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()) ||
-      !request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      !into->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return InvalidArgumentError("message body (" + std::to_string(bytes.size()) +
                                 " bytes) is not a tandem.v1.Request");
   }
-  if (request.request_id().empty()) {
+  if (into->request_id().empty()) {
     return InvalidArgumentError("request: field 'request_id' is empty");
   }
-  if (request.request_id().size() > kMaxRequestIdBytes) {
+  if (into->request_id().size() > kMaxRequestIdBytes) {
     return InvalidArgumentError("request: field 'request_id' is longer than " +
                                 std::to_string(kMaxRequestIdBytes) + " bytes");
   }
-  return request;
+  return OkStatus();
 }
 
 v1::Reply AcceptedReply(std::string_view request_id, std::string_view event_id) {

@@ -21,6 +21,9 @@ inline constexpr std::size_t kMaxRequestIdBytes = 128;
 // caller answers it with a REJECTED ack carrying its request_id, so the client can match it.
 // Does not keep a reference to `bytes`.
 Result<v1::Request> ParseRequest(std::string_view bytes);
+// As ParseRequest, into `*into` (which may live on an arena, as the daemon's requests do: they
+// are freed with the batch they went into). `*into` is unspecified after an error.
+Status ParseRequest(std::string_view bytes, v1::Request* into);
 
 // Returns the bytes of the event a serialized publish Request carries, as they are in
 // `request_bytes` (so that the daemon stores the event as received without serializing it

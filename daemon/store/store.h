@@ -142,6 +142,9 @@ class Batch {
   // engine's new case) and hands it to AddAcceptedInPlace. One never handed over is freed with
   // the batch. Case states on the arena are freed all at once, with no walk over their fields.
   v1::CaseState* NewCaseState();
+  // The arena of the batch's case states, for whatever else lives and dies with the batch (the
+  // writer's requests and effects of the turn).
+  google::protobuf::Arena* arena() const { return arena_.get(); }
 
   // Adds a rejected event: a dedupe row holding `why`'s code name and message (so a retry gets
   // the same answer) and an audit record; nothing else. An event_id that is empty or longer

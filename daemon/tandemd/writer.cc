@@ -45,9 +45,8 @@ Writer::Writer(store::Store& store, const Engines& engines, WriterHooks hooks,
       max_waiting_(max_waiting) {}
 
 Writer::Turn::Turn(store::Batch b)
-    : arena(std::make_unique<google::protobuf::Arena>()),
-      timeline(google::protobuf::Arena::CreateMessage<v1::Timeline>(arena.get())),
-      batch(std::move(b)) {}
+    : batch(std::move(b)),
+      timeline(google::protobuf::Arena::CreateMessage<v1::Timeline>(batch.arena())) {}
 
 Writer::~Writer() { writing_thread_.join(); }
 
@@ -88,17 +87,22 @@ Result<bool> Writer::ReadCase(const std::string& case_id, v1::CaseState* into) c
   return store_.ReadCase(case_id, into);
 }
 
-void Writer::Publish(const ingest::Peer& peer, v1::Request&& request,
-                     std::string_view event_bytes) {
+v1::Request* Writer::NewRequest() {
+  if (failed() || stopping_) return nullptr;
+  OpenTurn();
+  return google::protobuf::Arena::CreateMessage<v1::Request>(open_->batch.arena());
+}
+
+void Writer::Publish(const ingest::Peer& peer, v1::Request* request, std::string_view event_bytes) {
   if (failed() || stopping_) return;
   if (!idle_work_.empty() || !deferred_.empty()) {
     // The bytes are the receive buffer's: a deferred event is serialized again when applied.
-    deferred_.push_back({peer, std::move(request)});
+    deferred_.push_back({peer, *request});
     Throttle();
     return;
   }
   OpenTurn();
-  v1::Event& event = *request.mutable_publish()->mutable_event();
+  v1::Event& event = *request->mutable_publish()->mutable_event();
   const std::string& event_id = event.event_id();
   auto reply = [&](const v1::Reply& r) {
     open_->replies.emplace_back(peer, r.SerializeAsString());
@@ -108,7 +112,7 @@ void Writer::Publish(const ingest::Peer& peer, v1::Request&& request,
   // is being written), then the store. Ids that cannot be dedupe keys are refused by the engine.
   if (!event_id.empty() && event_id.size() <= engine::kMaxIdBytes) {
     if (const v1::DedupeRecord* pending = PendingDedupe(event_id)) {
-      reply(ingest::DuplicateReply(request.request_id(), event_id, FirstOutcome(*pending)));
+      reply(ingest::DuplicateReply(request->request_id(), event_id, FirstOutcome(*pending)));
       Throttle();
       return;
     }
@@ -118,7 +122,7 @@ void Writer::Publish(const ingest::Peer& peer, v1::Request&& request,
       return;
     }
     if (stored->has_value()) {
-      reply(ingest::DuplicateReply(request.request_id(), event_id, FirstOutcome(**stored)));
+      reply(ingest::DuplicateReply(request->request_id(), event_id, FirstOutcome(**stored)));
       Throttle();
       return;
     }
@@ -130,8 +134,8 @@ void Writer::Publish(const ingest::Peer& peer, v1::Request&& request,
           ? Apply(&event, 0, event_bytes)
           : Reject(event, InvalidArgumentError("opened_by_case is set by tandem only"));
   if (failed()) return;
-  reply(why.ok() ? ingest::AcceptedReply(request.request_id(), event_id)
-                 : ingest::RejectedReply(request.request_id(), event_id, why));
+  reply(why.ok() ? ingest::AcceptedReply(request->request_id(), event_id)
+                 : ingest::RejectedReply(request->request_id(), event_id, why));
   Throttle();
 }
 
@@ -287,7 +291,7 @@ void Writer::Pump() {
         break;
       }
       if (d.request.has_publish()) {
-        Publish(d.peer, std::move(d.request));
+        Publish(d.peer, &d.request);
       } else {
         RetryDelivery(d.peer, d.request);
       }
@@ -359,8 +363,13 @@ Status Writer::Commit(store::Batch&& batch, bool timers_changed,
     Fail(status.WithPrefix("commit"));
     return failure_;
   }
-  // An open batch holds no change (idle), but was numbered before this commit: renew it.
-  if (open_.has_value()) open_->batch = store_.NewBatch();
+  // An open batch holds no change (idle), but was numbered before this commit: renew it, with
+  // the replies that wait in it.
+  if (open_.has_value()) {
+    auto replies = std::move(open_->replies);
+    open_.emplace(store_.NewBatch());
+    open_->replies = std::move(replies);
+  }
   hooks_.on_committed(timers_changed, earliest_timer_set, notifications_added);
   return OkStatus();
 }

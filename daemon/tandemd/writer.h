@@ -82,7 +82,13 @@ class Writer {
   // `event_bytes` is the event as received (ingest::PublishedEventBytes), which the event log
   // stores as it is; when empty, the event is serialized again.
   // REQUIRES: request.has_publish().
-  void Publish(const ingest::Peer& peer, v1::Request&& request, std::string_view event_bytes = {});
+  void Publish(const ingest::Peer& peer, v1::Request* request, std::string_view event_bytes = {});
+  void Publish(const ingest::Peer& peer, v1::Request&& request) { Publish(peer, &request); }
+
+  // Returns an empty request on the open batch's arena (opening one), for the caller to parse
+  // a request into and hand to Publish: the case then takes the event's facts without a copy,
+  // and the request is freed with the batch. Null once the writer has failed or is stopping.
+  v1::Request* NewRequest();
 
   // Handles one retry_delivery request, once no batch is being written: moves the parked
   // delivery back to the outbox in the open batch and answers, after its commit, with an
@@ -131,14 +137,13 @@ class Writer {
   bool idle() const { return !writing_.has_value() && (!open_ || open_->batch.empty()); }
 
  private:
-  // A batch and what waits for its commit. The changes' effects live on the turn's own arena,
-  // which the batch reads again when it is written (its audit records) and which is freed with
-  // the turn, off the writer thread (Written).
+  // A batch and what waits for its commit. The changes' effects and the requests live on the
+  // batch's arena: the batch reads the effects again when it is written (its audit records),
+  // and all of it is freed with the turn, off the writer thread (Written).
   struct Turn {
     explicit Turn(store::Batch b);
-    std::unique_ptr<google::protobuf::Arena> arena;
-    v1::Timeline* timeline;  // on `arena`
     store::Batch batch;
+    v1::Timeline* timeline;  // on batch.arena()
     std::vector<std::pair<ingest::Peer, std::string>> replies;
     bool timers_changed = false;
     bool requeued = false;  // a parked delivery went back to the outbox
