@@ -61,33 +61,11 @@ std::string ChainHash(std::string_view previous, std::string_view record) {
   return out;
 }
 
-// Appends one length-delimited field (wire type 2) to the protobuf bytes in `out`.
-void AppendLengthDelimited(uint32_t field, std::string_view value, std::string* out) {
-  auto varint = [out](uint64_t n) {
-    while (n >= 0x80) {
-      out->push_back(static_cast<char>((n & 0x7f) | 0x80));
-      n >>= 7;
-    }
-    out->push_back(static_cast<char>(n));
-  };
-  varint((uint64_t{field} << 3) | 2);
-  varint(value.size());
-  out->append(value);
-}
-
-std::string SerializeDeterministic(const google::protobuf::Message& message) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    // Proto3 messages have no required fields, so serializing them cannot fail.
-    const bool serialized = message.SerializeToCodedStream(&coded);
-    TANDEM_CHECK(serialized);
-    // The coded stream trims `out` to the bytes written when it is destroyed here.
-  }
-  return out;
-}
+// The tags of the length-delimited fields an audit row is written with (ChainAudits).
+constexpr uint32_t LengthDelimitedTag(uint32_t field) { return (field << 3) | 2; }
+constexpr uint32_t kRecordTag = LengthDelimitedTag(v1::AuditEntry::kRecordFieldNumber);
+constexpr uint32_t kHashTag = LengthDelimitedTag(v1::AuditEntry::kHashFieldNumber);
+constexpr uint32_t kEffectTag = LengthDelimitedTag(v1::AuditRecord::kEffectsFieldNumber);
 
 template <typename M>
 Status Parse(const rocksdb::Slice& bytes, M* out, const std::string& what) {
@@ -455,23 +433,47 @@ void Batch::AddAudit(v1::AuditRecord record, std::vector<const v1::Effect*> effe
 }
 
 std::string Batch::ChainAudits(std::string previous_hash) {
+  using google::protobuf::io::CodedOutputStream;
   const auto& h = store_->handles_;
+  std::string value;
   for (PendingAudit& audit : audits_) {
     audit.record.set_previous_hash(previous_hash);
-    v1::AuditEntry entry;
-    std::string* bytes = entry.mutable_record();
-    *bytes = SerializeDeterministic(audit.record);
-    // The effects follow as entries of the record's `effects` field, written from the effects
-    // themselves rather than copied into the record first (a deep copy of every effect of every
-    // change): the bytes parse as the record with its effects in order.
+    // The row is the AuditEntry {record, hash}, written here field by field into one buffer:
+    // the record's bytes are its fields, then each effect as an entry of its `effects` field,
+    // written from the effects themselves rather than copied into the record first; they parse
+    // as the record with its effects in order. Sizes first, so that nothing is copied twice.
+    std::size_t record_size = audit.record.ByteSizeLong();
     for (const v1::Effect* effect : audit.effects) {
-      AppendLengthDelimited(v1::AuditRecord::kEffectsFieldNumber, SerializeDeterministic(*effect),
-                            bytes);
+      const std::size_t size = effect->ByteSizeLong();
+      record_size += CodedOutputStream::VarintSize32(kEffectTag) +
+                     CodedOutputStream::VarintSize32(static_cast<uint32_t>(size)) + size;
     }
-    entry.set_hash(ChainHash(previous_hash, *bytes));
-    batch_->Put(h[Cf::kAudit], internal::SequenceKey(audit.record.sequence()),
-                entry.SerializeAsString());
-    previous_hash = entry.hash();
+    const std::size_t record_start =
+        CodedOutputStream::VarintSize32(kRecordTag) + CodedOutputStream::VarintSize32(record_size);
+    value.resize(record_start + record_size + CodedOutputStream::VarintSize32(kHashTag) +
+                 CodedOutputStream::VarintSize32(kHashBytes) + kHashBytes);
+    {
+      google::protobuf::io::ArrayOutputStream array(value.data(), static_cast<int>(value.size()));
+      CodedOutputStream coded(&array);
+      coded.SetSerializationDeterministic(true);
+      coded.WriteVarint32(kRecordTag);
+      coded.WriteVarint32(static_cast<uint32_t>(record_size));
+      audit.record.SerializeWithCachedSizes(&coded);
+      for (const v1::Effect* effect : audit.effects) {
+        coded.WriteVarint32(kEffectTag);
+        coded.WriteVarint32(static_cast<uint32_t>(effect->GetCachedSize()));
+        effect->SerializeWithCachedSizes(&coded);
+      }
+      const std::string hash =
+          ChainHash(previous_hash, std::string_view(value).substr(record_start, record_size));
+      coded.WriteVarint32(kHashTag);
+      coded.WriteVarint32(kHashBytes);
+      coded.WriteRaw(hash.data(), static_cast<int>(hash.size()));
+      // Serializing cannot fail, and the sizes were computed from the same messages.
+      TANDEM_CHECK(!coded.HadError() && coded.ByteCount() == static_cast<int>(value.size()));
+      previous_hash = hash;
+    }
+    batch_->Put(h[Cf::kAudit], internal::SequenceKey(audit.record.sequence()), value);
   }
   if (!audits_.empty()) {
     v1::AuditHead head;
