@@ -37,6 +37,26 @@ std::vector<std::string> Ids(const std::vector<v1::Event>& events) {
   return ids;
 }
 
+// The ids of the store's pending timers, and the ids a case of `Incident` then `Submitted`
+// should have pending: timer 3 (partners_informed) stays, 1 and 2 (sin_notification) were
+// cancelled, and the submission set its own (rapid_review's). Both sorted.
+std::vector<uint64_t> PendingTimerIds(const Store& store) {
+  auto timers = store.DueTimers(At("2100-01-01T00:00:00Z"), 10);
+  EXPECT_TRUE(timers.ok()) << timers.status().ToString();
+  std::vector<uint64_t> ids;
+  if (timers.ok()) {
+    for (const auto& t : *timers) ids.push_back(t.timer.id());
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+std::vector<uint64_t> PendingAfterSubmission(const engine::Outcome& submitted) {
+  std::vector<uint64_t> want = {3};
+  for (const auto& t : submitted.timers_set) want.push_back(t.id());
+  std::sort(want.begin(), want.end());
+  return want;
+}
+
 std::vector<std::string> Describe(const std::vector<TimerEntry>& timers) {
   std::vector<std::string> out;
   for (const auto& t : timers) {
@@ -267,16 +287,7 @@ TEST_F(StoreTest, LaterEventCancelsAndSetsTimersAndAppendsToTheLog) {
   ASSERT_TRUE(events.ok());
   EXPECT_EQ(Ids(*events), (std::vector<std::string>{"e1", "e2"}));
 
-  auto timers = store_->DueTimers(At("2100-01-01T00:00:00Z"), 10);
-  ASSERT_TRUE(timers.ok());
-  std::vector<uint64_t> ids;
-  for (const auto& t : *timers) ids.push_back(t.timer.id());
-  // Timer 3 (partners_informed) stays; 1 and 2 were cancelled; 4 and 5 are rapid_review's.
-  std::vector<uint64_t> want = {3};
-  for (const auto& t : outcome.timers_set) want.push_back(t.id());
-  std::sort(ids.begin(), ids.end());
-  std::sort(want.begin(), want.end());
-  EXPECT_EQ(ids, want);
+  EXPECT_EQ(PendingTimerIds(*store_), PendingAfterSubmission(outcome));
   EXPECT_EQ((*store_->GetCase("SI-1"))->events_applied(), 2u);
 }
 
@@ -360,19 +371,11 @@ TEST_F(StoreTest, TimersSetAndCancelledWithinOneBatchLeaveOnlyTheLiveOnes) {
     submitted = std::move(outcome).value();
   }
   ASSERT_EQ(submitted.timers_cancelled.size(), 2u);
+  ASSERT_EQ(submitted.timers_set.size(), 2u);
   ASSERT_TRUE(store_->Commit(std::move(batch), true).ok());
 
-  auto timers = store_->DueTimers(At("2100-01-01T00:00:00Z"), 10);
-  ASSERT_TRUE(timers.ok());
-  std::vector<uint64_t> ids;
-  for (const auto& t : *timers) ids.push_back(t.timer.id());
-  // As when the two events commit apart (LaterEventCancelsAndSetsTimersAndAppendsToTheLog):
-  // timer 3 stays, 1 and 2 are gone, and the submission's own are pending.
-  std::vector<uint64_t> want = {3};
-  for (const auto& t : submitted.timers_set) want.push_back(t.id());
-  std::sort(ids.begin(), ids.end());
-  std::sort(want.begin(), want.end());
-  EXPECT_EQ(ids, want);
+  // As when the two events commit apart (LaterEventCancelsAndSetsTimersAndAppendsToTheLog).
+  EXPECT_EQ(PendingTimerIds(*store_), PendingAfterSubmission(submitted));
   EXPECT_EQ(*store_->VerifyAudit(), 2u);
 }
 
