@@ -270,8 +270,9 @@ void Writer::Pump() {
     }
     // Nothing is being written or waits to be: every commit before these replies is done.
     if (open_.has_value()) {
-      Send(std::move(open_->replies));
+      Turn done = std::move(*open_);
       open_.reset();
+      Answer(done);
     }
     if (!idle_work_.empty()) {
       std::function<void()> work = std::move(idle_work_.front());
@@ -331,7 +332,7 @@ void Writer::Written(const Status& written) {
   }
   hooks_.on_committed(turn.timers_changed, turn.earliest_timer_set, notifications_added);
   // Only now, after the synced commit returned OK.
-  Send(std::move(turn.replies));
+  Answer(turn);
   // Freeing a turn's cases, rows and effects is work of the size of building it: the writing
   // thread does it, before it writes the next batch.
   asio::post(writing_thread_, [done = std::move(turn)] {});
@@ -353,6 +354,12 @@ void Writer::Send(std::vector<std::pair<ingest::Peer, std::string>> replies) {
   for (auto& [peer, bytes] : replies) hooks_.send(peer, std::move(bytes));
 }
 
+void Writer::Answer(Turn& turn) {
+  Send(std::move(turn.replies));
+  for (auto& work : turn.after_commit) work();
+  turn.after_commit.clear();
+}
+
 Status Writer::Commit(store::Batch&& batch, bool timers_changed,
                       std::optional<calendar::Instant> earliest_timer_set) {
   if (failed()) return failure_;
@@ -364,11 +371,13 @@ Status Writer::Commit(store::Batch&& batch, bool timers_changed,
     return failure_;
   }
   // An open batch holds no change (idle), but was numbered before this commit: renew it, with
-  // the replies that wait in it.
+  // the replies and the work that wait in it.
   if (open_.has_value()) {
     auto replies = std::move(open_->replies);
+    auto after_commit = std::move(open_->after_commit);
     open_.emplace(store_.NewBatch());
     open_->replies = std::move(replies);
+    open_->after_commit = std::move(after_commit);
   }
   hooks_.on_committed(timers_changed, earliest_timer_set, notifications_added);
   return OkStatus();
@@ -376,42 +385,43 @@ Status Writer::Commit(store::Batch&& batch, bool timers_changed,
 
 void Writer::RecordDeliveries(std::vector<outbox::DeliveryResult> results,
                               std::function<void(const outbox::DeliveryResult&)> recorded) {
-  if (failed() || results.empty()) return;
-  WhenIdle([this, results = std::move(results), recorded = std::move(recorded)] {
-    const calendar::Instant now = hooks_.now();
-    store::Batch batch = store_.NewBatch();
-    for (const outbox::DeliveryResult& r : results) {
-      Status s;
-      switch (r.kind) {
-        case outbox::DeliveryResult::Kind::kDelivered:
-          s = batch.MarkDelivered(r.sequence, now);
-          break;
-        case outbox::DeliveryResult::Kind::kRetry:
-          s = batch.Reschedule(r.sequence, r.attempts, r.next_attempt_at, r.error);
-          break;
-        case outbox::DeliveryResult::Kind::kDeadLetter:
-          s = batch.Reschedule(r.sequence, r.attempts, now, r.error);
-          if (s.ok()) s = batch.MoveToDeadLetter(r.sequence, r.error, now);
-          if (s.ok()) {
-            spdlog::error("notification dead-lettered: outbox_sequence={} attempts={} error=\"{}\"",
-                          r.sequence, r.attempts, r.error);
-          }
-          break;
-      }
-      if (s.code() == StatusCode::kNotFound) {
-        // Already gone from the outbox: nothing to record.
-        spdlog::warn("delivery outcome for a record no longer in the outbox: outbox_sequence={}",
-                     r.sequence);
-        continue;
-      }
-      if (!s.ok()) {
-        Fail(s.WithPrefix("recording a delivery"));
-        return;
-      }
+  if (failed() || stopping_ || results.empty()) return;
+  OpenTurn();
+  const calendar::Instant now = hooks_.now();
+  store::Batch& batch = open_->batch;
+  for (const outbox::DeliveryResult& r : results) {
+    Status s;
+    switch (r.kind) {
+      case outbox::DeliveryResult::Kind::kDelivered:
+        s = batch.MarkDelivered(r.sequence, now);
+        break;
+      case outbox::DeliveryResult::Kind::kRetry:
+        s = batch.Reschedule(r.sequence, r.attempts, r.next_attempt_at, r.error);
+        break;
+      case outbox::DeliveryResult::Kind::kDeadLetter:
+        s = batch.Reschedule(r.sequence, r.attempts, now, r.error);
+        if (s.ok()) s = batch.MoveToDeadLetter(r.sequence, r.error, now);
+        if (s.ok()) {
+          spdlog::error("notification dead-lettered: outbox_sequence={} attempts={} error=\"{}\"",
+                        r.sequence, r.attempts, r.error);
+        }
+        break;
     }
-    if (!batch.empty() && !Commit(std::move(batch), false).ok()) return;
+    if (s.code() == StatusCode::kNotFound) {
+      // Already gone from the outbox: nothing to record.
+      spdlog::warn("delivery outcome for a record no longer in the outbox: outbox_sequence={}",
+                   r.sequence);
+      continue;
+    }
+    if (!s.ok()) {
+      Fail(s.WithPrefix("recording a delivery"));
+      return;
+    }
+  }
+  open_->after_commit.push_back([results = std::move(results), recorded = std::move(recorded)] {
     for (const outbox::DeliveryResult& r : results) recorded(r);
   });
+  Pump();
 }
 
 }  // namespace tandem::tandemd

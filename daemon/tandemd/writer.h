@@ -9,13 +9,13 @@
 // and reports the failure so the daemon exits non-zero (DESIGN, "on a storage error the daemon
 // stops acknowledging").
 //
-// Published events are committed in a pipeline (group commit): the batch of the events received
-// so far is written on a thread of its own while the writer thread goes on applying the events
-// that arrive meanwhile to the next batch, which is written as soon as the first is done. The
-// writer reads a case or an answer from its open batch first, then from the batch being written,
-// then from the store. The work that reads the store on its own (the timer service's firing
-// turns, delivery outcomes, `outbox retry`) waits until nothing is open or being written
-// (WhenIdle); the requests that arrive in the meantime wait for it, in order.
+// Published events and delivery outcomes are committed in a pipeline (group commit): the batch of
+// what was received so far is written on a thread of its own while the writer thread goes on
+// applying what arrives meanwhile to the next batch, which is written as soon as the first is
+// done. The writer reads a case or an answer from its open batch first, then from the batch being
+// written, then from the store. The work that reads the store on its own (the timer service's
+// firing turns, `outbox retry`) waits until nothing is open or being written (WhenIdle); the
+// requests that arrive in the meantime wait for it, in order.
 
 #include <google/protobuf/arena.h>
 
@@ -119,10 +119,13 @@ class Writer {
   Status Commit(store::Batch&& batch, bool timers_changed,
                 std::optional<calendar::Instant> earliest_timer_set = std::nullopt);
 
-  // Records delivery outcomes reported by the outbox dispatcher in one batch, once idle
-  // (delivered -> MarkDelivered; retry -> Reschedule; dead letter -> Reschedule then
-  // MoveToDeadLetter), commits it, and calls `recorded` for each outcome once committed (or
+  // Records delivery outcomes reported by the outbox dispatcher in the open batch, as events
+  // are (delivered -> MarkDelivered; retry -> Reschedule; dead letter -> Reschedule then
+  // MoveToDeadLetter), and calls `recorded` for each outcome once that batch is committed (or
   // found moot: the record is no longer in the outbox). Nothing is called after a failure.
+  // The records are read from the store even while a batch is being written: a record was
+  // committed before it was delivered, and the dispatcher reports one outcome of a record at a
+  // time (it awaits Recorded), so no batch in flight changes a record an outcome is about.
   void RecordDeliveries(std::vector<outbox::DeliveryResult> results,
                         std::function<void(const outbox::DeliveryResult&)> recorded);
 
@@ -148,6 +151,8 @@ class Writer {
     bool timers_changed = false;
     bool requeued = false;  // a parked delivery went back to the outbox
     std::optional<calendar::Instant> earliest_timer_set;
+    // Called after the commit, after the replies (RecordDeliveries).
+    std::vector<std::function<void()>> after_commit;
   };
   // A request that arrived while WhenIdle work waited, or a retry_delivery while a batch was
   // being written.
@@ -181,6 +186,8 @@ class Writer {
   // The writing thread's answer, on the writer thread.
   void Written(const Status& written);
   void Send(std::vector<std::pair<ingest::Peer, std::string>> replies);
+  // Sends a committed turn's replies, then runs its after_commit work.
+  void Answer(Turn& turn);
   // Pauses or resumes the input as the requests waiting for a commit reach or leave
   // max_waiting_.
   void Throttle();

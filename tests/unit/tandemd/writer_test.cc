@@ -264,6 +264,49 @@ TEST_F(WriterTest, FailedTimerCommitStopsTheWriterToo) {
   EXPECT_EQ(fatal_.size(), 1u);
 }
 
+// Delivery outcomes join the open batch like events: one arriving while a batch is being written
+// does not wait for the writer to be idle (which would hold back the events after it for a
+// commit of its own), and is reported recorded only after the commit that holds it.
+TEST_F(WriterTest, DeliveryOutcomesShareTheNextCommitWithEvents) {
+  store_->SetNotificationRouter([](const v1::Notification&) {
+    return std::vector<store::DeliveryChannel>{{"hook", "https://receiver.example.org/in"}};
+  });
+  writer_->Publish(peer_, Incident("e1", "SI-1"));
+  ASSERT_EQ(EndTurn().size(), 1u);
+  ASSERT_NO_FATAL_FAILURE(FireFirstTimer());
+  ASSERT_EQ(store_->Outbox(10)->size(), 1u);
+  const uint64_t id = (*store_->Outbox(10))[0].sequence();
+  const int commits_before = commits_;
+
+  // A batch is being written (its completion not yet handled) when the outcome and an event
+  // arrive.
+  writer_->Publish(peer_, Incident("e2", "SI-2"));
+  writer_->EndTurn();
+  ASSERT_FALSE(writer_->idle());
+  outbox::DeliveryResult delivered;
+  delivered.kind = outbox::DeliveryResult::Kind::kDelivered;
+  delivered.sequence = id;
+  delivered.attempts = 1;
+  std::vector<std::string> order;
+  writer_->RecordDeliveries({delivered},
+                            [&](const outbox::DeliveryResult&) { order.push_back("recorded"); });
+  writer_->Publish(peer_, Incident("e3", "SI-3"));
+  EXPECT_TRUE(order.empty());
+  const std::vector<Sent> sent = EndTurn();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(order, std::vector<std::string>{"recorded"});
+  // e2's batch, then one holding the outcome and e3: no commit of the outcome's own.
+  EXPECT_EQ(commits_, commits_before + 2);
+  EXPECT_TRUE(store_->Outbox(10)->empty());
+  auto audit = store_->AuditRecords(store_->last_audit_sequence() - 1, 10);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 2u);
+  std::vector<bool> delivered_records;
+  for (const auto& r : *audit) delivered_records.push_back(r.has_notification_delivered());
+  EXPECT_EQ(std::count(delivered_records.begin(), delivered_records.end(), true), 1);
+  EXPECT_EQ(*store_->VerifyAudit(), store_->last_audit_sequence());
+}
+
 // `tandemctl outbox retry`: the parked delivery goes back to the outbox in the turn's batch, and
 // the answer, after the commit, shows it pending from attempt 1.
 TEST_F(WriterTest, RetryDeliveryPutsAParkedDeliveryBackAndAnswersWithItPending) {
@@ -283,6 +326,8 @@ TEST_F(WriterTest, RetryDeliveryPutsAParkedDeliveryBackAndAnswersWithItPending) 
   dead.error = "hook: failed_precondition: HTTP 410";
   int recorded = 0;
   writer_->RecordDeliveries({dead}, [&](const outbox::DeliveryResult&) { ++recorded; });
+  EXPECT_EQ(recorded, 0);  // once committed
+  EndTurn();
   ASSERT_EQ(recorded, 1);
   ASSERT_EQ(store_->DeadLetters(10)->size(), 1u);
   ASSERT_TRUE(store_->Outbox(10)->empty());
