@@ -145,6 +145,22 @@ class WriterTest : public ::testing::Test {
     ASSERT_TRUE(writer_->Commit(std::move(*batch), /*timers_changed=*/true).ok());
   }
 
+  // Opens case SI-1 and fires its first timer, whose notification leaves one delivery in the
+  // outbox (to `channel`'s receiver, or without a channel when `channel` is empty); sets `*id`
+  // to its outbox sequence.
+  void QueueOneDelivery(const std::string& channel, uint64_t* id) {
+    if (!channel.empty()) {
+      store_->SetNotificationRouter([channel](const v1::Notification&) {
+        return std::vector<store::DeliveryChannel>{{channel, "https://receiver.example.org/in"}};
+      });
+    }
+    writer_->Publish(peer_, Incident("e1", "SI-1"));
+    ASSERT_EQ(EndTurn().size(), 1u);
+    ASSERT_NO_FATAL_FAILURE(FireFirstTimer());
+    ASSERT_EQ(store_->Outbox(10)->size(), 1u);
+    *id = (*store_->Outbox(10))[0].sequence();
+  }
+
   // Ends the writer's turn, runs the loop until its commits are done, and returns what it sent.
   std::vector<Sent> EndTurn() {
     writer_->EndTurn();
@@ -268,14 +284,8 @@ TEST_F(WriterTest, FailedTimerCommitStopsTheWriterToo) {
 // does not wait for the writer to be idle (which would hold back the events after it for a
 // commit of its own), and is reported recorded only after the commit that holds it.
 TEST_F(WriterTest, DeliveryOutcomesShareTheNextCommitWithEvents) {
-  store_->SetNotificationRouter([](const v1::Notification&) {
-    return std::vector<store::DeliveryChannel>{{"hook", "https://receiver.example.org/in"}};
-  });
-  writer_->Publish(peer_, Incident("e1", "SI-1"));
-  ASSERT_EQ(EndTurn().size(), 1u);
-  ASSERT_NO_FATAL_FAILURE(FireFirstTimer());
-  ASSERT_EQ(store_->Outbox(10)->size(), 1u);
-  const uint64_t id = (*store_->Outbox(10))[0].sequence();
+  uint64_t id = 0;
+  ASSERT_NO_FATAL_FAILURE(QueueOneDelivery(/*channel=*/"hook", &id));
   const int commits_before = commits_;
 
   // A batch is being written (its completion not yet handled) when the outcome and an event
@@ -310,14 +320,8 @@ TEST_F(WriterTest, DeliveryOutcomesShareTheNextCommitWithEvents) {
 // `tandemctl outbox retry`: the parked delivery goes back to the outbox in the turn's batch, and
 // the answer, after the commit, shows it pending from attempt 1.
 TEST_F(WriterTest, RetryDeliveryPutsAParkedDeliveryBackAndAnswersWithItPending) {
-  store_->SetNotificationRouter([](const v1::Notification&) {
-    return std::vector<store::DeliveryChannel>{{"hook", "https://receiver.example.org/in"}};
-  });
-  writer_->Publish(peer_, Incident("e1", "SI-1"));
-  ASSERT_EQ(EndTurn().size(), 1u);
-  ASSERT_NO_FATAL_FAILURE(FireFirstTimer());
-  ASSERT_EQ(store_->Outbox(10)->size(), 1u);
-  const uint64_t id = (*store_->Outbox(10))[0].sequence();
+  uint64_t id = 0;
+  ASSERT_NO_FATAL_FAILURE(QueueOneDelivery(/*channel=*/"hook", &id));
   // The outbox parked it: a permanent failure.
   outbox::DeliveryResult dead;
   dead.kind = outbox::DeliveryResult::Kind::kDeadLetter;
@@ -377,11 +381,8 @@ TEST_F(WriterTest, RetryDeliveryPutsAParkedDeliveryBackAndAnswersWithItPending) 
 }
 
 TEST_F(WriterTest, RetryDeliveryOfNoParkedDeliveryAnswersNotFoundAndCommitsNothing) {
-  writer_->Publish(peer_, Incident("e1", "SI-1"));
-  ASSERT_EQ(EndTurn().size(), 1u);
-  ASSERT_NO_FATAL_FAILURE(FireFirstTimer());
-  ASSERT_EQ(store_->Outbox(10)->size(), 1u);
-  const uint64_t pending_id = (*store_->Outbox(10))[0].sequence();
+  uint64_t pending_id = 0;
+  ASSERT_NO_FATAL_FAILURE(QueueOneDelivery(/*channel=*/"", &pending_id));
   const int commits_before = commits_;
   const uint64_t audit_before = store_->last_audit_sequence();
   const std::string outbox_before = (*store_->Outbox(10))[0].SerializeAsString();
