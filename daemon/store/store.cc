@@ -75,7 +75,19 @@ Status Parse(const rocksdb::Slice& bytes, M* out, const std::string& what) {
   return OkStatus();
 }
 
+// Parses an `audit` row: the AuditEntry, then the record it holds. `what` names the row.
+Status ParseAuditRecord(const rocksdb::Slice& row, v1::AuditRecord* record,
+                        const std::string& what) {
+  v1::AuditEntry entry;
+  TANDEM_RETURN_IF_ERROR(Parse(row, &entry, what));
+  return Parse(entry.record(), record, what);
+}
+
 bool HasZeroByte(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+// Whether a case_id can key the case_audit index. A refused event's may not: it is recorded in
+// the audit log whatever it holds, but no such case exists to show.
+bool Indexable(std::string_view case_id) { return !case_id.empty() && !HasZeroByte(case_id); }
 
 // Returns the effects of `timeline` from `first` on. `what` names the change for the error.
 Result<std::vector<const v1::Effect*>> TimelineEffects(const v1::Timeline& timeline, int first,
@@ -474,6 +486,10 @@ std::string Batch::ChainAudits(std::string previous_hash) {
       previous_hash = hash;
     }
     batch_->Put(h[Cf::kAudit], internal::SequenceKey(audit.record.sequence()), value);
+    if (Indexable(audit.record.case_id())) {
+      batch_->Put(h[Cf::kCaseAudit],
+                  internal::CaseAuditKey(audit.record.case_id(), audit.record.sequence()), "");
+    }
   }
   if (!audits_.empty()) {
     v1::AuditHead head;
@@ -747,12 +763,37 @@ Status Store::CheckSchema() {
                       value.find_first_not_of("0123456789") == std::string::npos;
   if (!digits) return DataLossError(where + ": the storage schema version is unreadable");
   version = std::stoull(value);
+  if (version == 1) return MigrateFrom1();
   if (version != kSchemaVersion) {
     return FailedPreconditionError(where + " has storage schema version " +
                                    std::to_string(version) + "; this build reads version " +
                                    std::to_string(kSchemaVersion));
   }
   return OkStatus();
+}
+
+// Version 1 had no case_audit index: every audit record about a case gets its index row, and the
+// version becomes 2, in one synced write (a version 1 store holds no index row to overwrite).
+Status Store::MigrateFrom1() {
+  const std::string where = "store " + dir_.string() + ": building the case_audit index";
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_[Cf::kAudit]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto sequence = internal::ParseSequenceKey(it->key().ToStringView());
+    if (!sequence) return DataLossError(where + ": malformed audit key");
+    v1::AuditRecord record;
+    TANDEM_RETURN_IF_ERROR(ParseAuditRecord(it->value(), &record,
+                                            where + ": audit record " + std::to_string(*sequence)));
+    if (Indexable(record.case_id())) {
+      batch.Put(handles_[Cf::kCaseAudit], internal::CaseAuditKey(record.case_id(), *sequence), "");
+    }
+  }
+  TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), where));
+  batch.Put(handles_[Cf::kMeta], internal::kMetaSchemaVersion, std::to_string(kSchemaVersion));
+  rocksdb::WriteOptions write;
+  write.sync = true;
+  return FromRocks(db_->Write(write, &batch), where);
 }
 
 // Loads the writer's counters from meta. The counters are written in the same batch as the
@@ -871,6 +912,40 @@ Result<std::vector<v1::Event>> Store::CaseEvents(std::string_view case_id) const
   return events;
 }
 
+Result<std::vector<v1::AuditRecord>> Store::CaseAuditRecords(std::string_view case_id) const {
+  std::vector<v1::AuditRecord> records;
+  if (!Indexable(case_id)) return records;
+  const std::string what =
+      "store " + dir_.string() + ": audit records of case '" + std::string(case_id) + "'";
+  const SnapshotGuard snapshot(db_.get());
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot.get();
+  const std::string prefix = internal::CaseAuditKey(case_id, 0).substr(0, case_id.size() + 1);
+  std::vector<std::string> keys;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, handles_[Cf::kCaseAudit]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string_view key = it->key().ToStringView();
+    if (key.size() != prefix.size() + 8) return DataLossError(what + ": malformed index key");
+    keys.push_back(internal::SequenceKey(internal::ReadBigEndian64(key.data() + prefix.size())));
+  }
+  TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), what));
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(read, handles_[Cf::kAudit], slices.size(), slices.data(), values.data(),
+                statuses.data());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const std::string record_what =
+        what + ": record " + std::to_string(internal::ReadBigEndian64(keys[i].data()));
+    if (statuses[i].IsNotFound()) return DataLossError(record_what + " is indexed but missing");
+    TANDEM_RETURN_IF_ERROR(FromRocks(statuses[i], record_what));
+    v1::AuditRecord record;
+    TANDEM_RETURN_IF_ERROR(ParseAuditRecord(values[i], &record, record_what));
+    records.push_back(std::move(record));
+  }
+  return records;
+}
+
 Result<std::vector<TimerEntry>> Store::DueTimers(calendar::Instant until, std::size_t limit) const {
   std::vector<TimerEntry> timers;
   const std::string what = "store " + dir_.string() + ": timers";
@@ -975,11 +1050,9 @@ Result<std::vector<v1::AuditRecord>> Store::AuditRecords(uint64_t from, std::siz
   for (it->Seek(internal::SequenceKey(from)); it->Valid() && records.size() < limit; it->Next()) {
     const auto sequence = internal::ParseSequenceKey(it->key().ToStringView());
     if (!sequence) return DataLossError(what + ": malformed key");
-    const std::string record_what = what + " record " + std::to_string(*sequence);
-    v1::AuditEntry entry;
-    TANDEM_RETURN_IF_ERROR(Parse(it->value(), &entry, record_what));
     v1::AuditRecord record;
-    TANDEM_RETURN_IF_ERROR(Parse(entry.record(), &record, record_what));
+    TANDEM_RETURN_IF_ERROR(
+        ParseAuditRecord(it->value(), &record, what + " record " + std::to_string(*sequence)));
     records.push_back(std::move(record));
   }
   TANDEM_RETURN_IF_ERROR(FromRocks(it->status(), what));

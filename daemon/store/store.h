@@ -16,6 +16,8 @@
 //   outbox       BE u64 outbox sequence                    -> v1::OutboxRecord
 //   dead_letter  BE u64 outbox sequence                    -> v1::OutboxRecord (given up on)
 //   audit        BE u64 audit sequence (1, 2, ...)         -> v1::AuditEntry
+//   case_audit   case_id, 0x00, BE u64 audit sequence      -> empty (the audit records of each
+//                                                             case, for its timeline)
 //   meta         "schema_version"                          -> decimal ASCII, kSchemaVersion
 //                "audit_head"                              -> v1::AuditHead
 //                "outbox_last_sequence"                    -> BE u64
@@ -60,7 +62,8 @@ class WriteBatch;
 namespace tandem::store {
 
 // The storage schema version this build reads and writes.
-inline constexpr uint32_t kSchemaVersion = 1;
+// Version 2 added the `case_audit` index; a version 1 store is indexed when it is opened.
+inline constexpr uint32_t kSchemaVersion = 2;
 
 struct StoreOptions {
   // Tests only: the RocksDB environment the database is opened with; nullptr means
@@ -284,9 +287,11 @@ class Batch {
 class Store {
  public:
   // Opens the store in `dir`, creating the directory and a fresh store (schema version
-  // kSchemaVersion) when there is none.
+  // kSchemaVersion) when there is none. A store of schema version 1 is brought to version 2
+  // first: its `case_audit` index is built from the audit log, in one synced write with the new
+  // version (a crash before it leaves version 1, and the next open builds it again).
   // Returns kFailedPrecondition naming `dir` and the holder's pid if another Store holds the
-  // directory's lock, or naming both versions if the store's schema version is not
+  // directory's lock, or naming both versions if the store's schema version is neither 1 nor
   // kSchemaVersion; kDataLoss if the store holds data but no schema version, a meta record is
   // unreadable, or RocksDB reports corruption; kInternal (with RocksDB's or the system's
   // message) if the directory, the lock file or the database cannot be opened.
@@ -310,6 +315,10 @@ class Store {
   Result<std::optional<v1::DedupeRecord>> GetDedupe(std::string_view event_id) const;
   // Returns the case's accepted events in the order they were applied (empty for no case).
   Result<std::vector<v1::Event>> CaseEvents(std::string_view case_id) const;
+  // Returns the audit records about the case (its events accepted or refused, its timers fired,
+  // its notifications delivered), in sequence order, from one snapshot; a seek, not a scan of
+  // the whole log. Does not verify the chain.
+  Result<std::vector<v1::AuditRecord>> CaseAuditRecords(std::string_view case_id) const;
   // Returns the pending timer due first (ties: case_id, then timer id), or nullopt.
   Result<std::optional<TimerEntry>> NextDueTimer() const;
   // Returns at most `limit` pending timers due at or before `until`, in due order.
@@ -390,6 +399,8 @@ class Store {
   // The steps of Open after the lock is held.
   Status OpenDb(const StoreOptions& options);
   Status CheckSchema();
+  // Builds the case_audit index of a version 1 store and sets version 2.
+  Status MigrateFrom1();
   Status LoadCounters();
 
   // Returns record `sequence` of the outbox (or of dead_letter) from the database, or nullopt.

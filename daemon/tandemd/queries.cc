@@ -9,16 +9,6 @@
 #include "daemon/engine/engine.h"
 
 namespace tandem::tandemd {
-namespace {
-
-// Audit records read per page while collecting a case's timeline.
-constexpr std::size_t kAuditPage = 4096;
-
-}  // namespace
-
-// The audit log is keyed by sequence, not by case, so the timeline is a filtered scan of the
-// whole log: fine for an operator's query on a reader thread; a per-case index would make it a
-// seek (see the issue notes).
 Result<v1::CaseView> QueryCase(const store::Store& store, const v1::QueryCase& query) {
   TANDEM_ASSIGN_OR_RETURN(std::optional<v1::CaseState> state, store.GetCase(query.case_id()));
   if (!state.has_value()) return NotFoundError("no case '" + query.case_id() + "'");
@@ -26,15 +16,10 @@ Result<v1::CaseView> QueryCase(const store::Store& store, const v1::QueryCase& q
   *view.mutable_state() = std::move(*state);
   TANDEM_ASSIGN_OR_RETURN(std::vector<v1::Event> events, store.CaseEvents(query.case_id()));
   for (v1::Event& e : events) *view.add_events() = std::move(e);
-  for (uint64_t from = 1;;) {
-    TANDEM_ASSIGN_OR_RETURN(std::vector<v1::AuditRecord> page,
-                            store.AuditRecords(from, kAuditPage));
-    for (v1::AuditRecord& r : page) {
-      if (r.case_id() != query.case_id()) continue;
-      for (v1::Effect& e : *r.mutable_effects()) *view.add_effects() = std::move(e);
-    }
-    if (page.size() < kAuditPage) break;
-    from = page.back().sequence() + 1;
+  TANDEM_ASSIGN_OR_RETURN(std::vector<v1::AuditRecord> audit,
+                          store.CaseAuditRecords(query.case_id()));
+  for (v1::AuditRecord& r : audit) {
+    for (v1::Effect& e : *r.mutable_effects()) *view.add_effects() = std::move(e);
   }
   return view;
 }

@@ -43,6 +43,10 @@ std::string EventKey(std::string_view case_id, uint64_t sequence) {
   return key;
 }
 
+std::string CaseAuditKey(std::string_view case_id, uint64_t audit_sequence) {
+  return EventKey(case_id, audit_sequence);
+}
+
 std::string DedupeKey(std::string_view event_id) { return std::string(event_id); }
 
 std::string TimerKey(calendar::Instant due, std::string_view case_id, uint64_t timer_id) {

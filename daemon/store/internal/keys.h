@@ -25,10 +25,11 @@ enum Cf : std::size_t {
   kDeadLetter,
   kAudit,
   kMeta,
+  kCaseAudit,
   kCfCount,
 };
 inline constexpr std::array<std::string_view, kCfCount> kCfNames = {
-    "cases", "events", "dedupe", "timers", "outbox", "dead_letter", "audit", "meta"};
+    "cases", "events", "dedupe", "timers", "outbox", "dead_letter", "audit", "meta", "case_audit"};
 
 // Keys of `meta`. schema_version: decimal ASCII (e.g. "1"). audit_head: a v1::AuditHead.
 // outbox_last_sequence: the last outbox sequence handed out, big-endian u64 (delivered records
@@ -50,6 +51,11 @@ std::string CaseKey(std::string_view case_id);
 // REQUIRES: case_id holds no 0 byte (else one case's prefix could match another's keys).
 std::string EventKey(std::string_view case_id, uint64_t sequence);
 std::string EventPrefix(std::string_view case_id);
+
+// `case_audit`: the audit sequences of each case, laid out as EventKey (case_id, one 0 byte,
+// big-endian audit sequence), with empty values: a case's audit records are a prefix scan.
+// REQUIRES: case_id holds no 0 byte.
+std::string CaseAuditKey(std::string_view case_id, uint64_t audit_sequence);
 
 // `dedupe`: the event_id's bytes.
 std::string DedupeKey(std::string_view event_id);

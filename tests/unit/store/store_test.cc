@@ -71,16 +71,17 @@ class StoreTest : public test::StoreFixture {};
 
 // ---- Open, lock, schema.
 
-TEST_F(StoreTest, OpenCreatesEveryColumnFamilyAndWritesSchemaVersion1) {
+TEST_F(StoreTest, OpenCreatesEveryColumnFamilyAndWritesTheSchemaVersion) {
   store_.reset();
   std::vector<std::string> names;
   ASSERT_TRUE(
       rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir_.path().string(), &names).ok());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"audit", "cases", "dead_letter", "dedupe", "default",
-                                             "events", "meta", "outbox", "timers"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"audit", "case_audit", "cases", "dead_letter", "dedupe",
+                                      "default", "events", "meta", "outbox", "timers"}));
   RawDb raw(dir_.path());
-  EXPECT_EQ(raw.Get("meta", internal::kMetaSchemaVersion), "1");
+  EXPECT_EQ(raw.Get("meta", internal::kMetaSchemaVersion), "2");
   EXPECT_TRUE(raw.Keys("cases").empty());
 }
 
@@ -146,13 +147,13 @@ TEST_F(StoreTest, NewerSchemaVersionIsRefusedNamingBothVersions) {
   store_.reset();
   {
     RawDb raw(dir_.path());
-    raw.Put("meta", internal::kMetaSchemaVersion, "2");
+    raw.Put("meta", internal::kMetaSchemaVersion, "3");
   }
   auto opened = Store::Open(dir_.path());
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(opened.status().message(), HasSubstr("version 3"));
   EXPECT_THAT(opened.status().message(), HasSubstr("version 2"));
-  EXPECT_THAT(opened.status().message(), HasSubstr("version 1"));
 }
 
 TEST_F(StoreTest, UnreadableSchemaVersionIsDataLoss) {
@@ -186,7 +187,7 @@ TEST_F(StoreTest, EmptyStoreWithoutSchemaVersionIsInitialised) {
   Reopen();
   store_.reset();
   RawDb raw(dir_.path());
-  EXPECT_EQ(raw.Get("meta", internal::kMetaSchemaVersion), "1");
+  EXPECT_EQ(raw.Get("meta", internal::kMetaSchemaVersion), "2");
 }
 
 TEST_F(StoreTest, UnknownColumnFamilyReachesTheSchemaCheck) {
@@ -210,6 +211,76 @@ TEST_F(StoreTest, UnknownColumnFamilyReachesTheSchemaCheck) {
   Reopen();
   ASSERT_NE(store_, nullptr);
   EXPECT_TRUE(store_->GetCase("SI-1").ok());
+}
+
+TEST_F(StoreTest, AVersion1StoreGetsItsCaseAuditIndexWhenOpened) {
+  Accept(Incident("e1", "SI-1"));
+  Accept(Incident("e2", "SI-2"));
+  Accept(Submitted("e3", "SI-1"));
+  const std::vector<v1::AuditRecord> before = *store_->CaseAuditRecords("SI-1");
+  ASSERT_EQ(before.size(), 2u);
+  store_.reset();
+  {
+    // As version 1 left it: no index.
+    RawDb raw(dir_.path());
+    for (const std::string& key : raw.Keys("case_audit")) raw.Delete("case_audit", key);
+    raw.Put("meta", internal::kMetaSchemaVersion, "1");
+  }
+  Reopen();
+  ASSERT_NE(store_, nullptr);
+  auto after = store_->CaseAuditRecords("SI-1");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_EQ(after->size(), before.size());
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    EXPECT_TRUE(MessageDifferencer::Equals((*after)[i], before[i])) << i;
+  }
+  EXPECT_EQ(store_->CaseAuditRecords("SI-2")->size(), 1u);
+  store_.reset();
+  RawDb raw(dir_.path());
+  EXPECT_EQ(raw.Get("meta", internal::kMetaSchemaVersion), "2");
+  EXPECT_EQ(raw.Keys("case_audit").size(), 3u);
+}
+
+// ---- A case's audit records.
+
+TEST_F(StoreTest, CaseAuditRecordsAreTheCasesOwnInSequenceOrder) {
+  Accept(Incident("e1", "SI-1"));
+  Accept(Incident("e10", "SI-10"));  // an id that extends SI-1's
+  Accept(Submitted("e2", "SI-1"));
+  // A refused event is recorded for the case it named.
+  EXPECT_EQ(Refuse(Incident("e3", "SI-1", "2027-01-05", "2027-01-05T09:00:00Z")).code(),
+            StatusCode::kAlreadyExists);
+  auto records = store_->CaseAuditRecords("SI-1");
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  std::vector<std::string> causes;
+  std::vector<uint64_t> sequences;
+  for (const auto& r : *records) {
+    EXPECT_EQ(r.case_id(), "SI-1");
+    causes.push_back(r.cause());
+    sequences.push_back(r.sequence());
+  }
+  EXPECT_EQ(causes, (std::vector<std::string>{"e1", "e2", "e3"}));
+  EXPECT_EQ(sequences, (std::vector<uint64_t>{1, 3, 4}));
+  ASSERT_FALSE((*records)[0].effects().empty());  // with the effects of each change
+  EXPECT_TRUE((*records)[2].has_event_rejected());
+  EXPECT_EQ(store_->CaseAuditRecords("SI-10")->size(), 1u);
+  EXPECT_TRUE(store_->CaseAuditRecords("SI-2")->empty());
+  EXPECT_TRUE(store_->CaseAuditRecords(std::string("SI-1\0", 5))->empty());
+}
+
+TEST_F(StoreTest, AnIndexedAuditRecordThatIsGoneIsDataLoss) {
+  Accept(Incident("e1", "SI-1"));
+  Accept(Submitted("e2", "SI-1"));
+  store_.reset();
+  {
+    RawDb raw(dir_.path());
+    raw.Delete("audit", internal::SequenceKey(2));
+  }
+  Reopen();
+  auto records = store_->CaseAuditRecords("SI-1");
+  ASSERT_FALSE(records.ok());
+  EXPECT_EQ(records.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(records.status().message(), HasSubstr("record 2"));
 }
 
 // ---- Accepted events.

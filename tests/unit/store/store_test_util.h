@@ -265,6 +265,20 @@ class StoreFixture : public ::testing::Test {
     return std::move(outcome).value();
   }
 
+  // Applies `event`, which the engine must refuse, at its occurred_at in a batch of its own,
+  // records the refusal and commits it; returns the refusal.
+  Status Refuse(const v1::Event& event) {
+    const calendar::Instant now = engine::ToInstant(event.occurred_at());
+    Batch batch = store_->NewBatch();
+    auto outcome = ApplyInTurn(*store_, batch, event, now);
+    EXPECT_FALSE(outcome.ok()) << event.event_id() << " was accepted";
+    if (outcome.ok()) return InternalError("accepted");
+    EXPECT_TRUE(batch.AddRejected(event, outcome.status(), now).ok());
+    const Status committed = store_->Commit(std::move(batch), /*sync=*/true);
+    EXPECT_TRUE(committed.ok()) << committed.ToString();
+    return outcome.status();
+  }
+
   // Fires the timer due first at its due instant, in a batch of its own, and commits it.
   Fired FireNext() {
     auto next = store_->NextDueTimer();
